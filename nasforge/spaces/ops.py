@@ -1,0 +1,74 @@
+"""Candidate operations shared by the cell spaces (NAS-Bench-201 and DARTS).
+
+Shapes and layer orders follow the reference implementations: NAS-Bench-201's ReLU-Conv-BN ops
+(Dong & Yang, 2020) and DARTS' separable / dilated convolutions (Liu et al., 2019).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> Conv(k, stride, dilation) -> BN: the convolution of both cell spaces."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                 affine: bool = True) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, dilation=dilation, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU -> depthwise dilated conv -> pointwise conv -> BN (DARTS' dil_conv)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
+                 affine: bool = True) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked DilConv(dilation 1), the first carrying the stride (DARTS' sep_conv)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True) -> None:
+        super().__init__(
+            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
+            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class Zero(nn.Module):
+    """The `none` op: zeros of the output shape (strided when the edge reduces)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.c_out, self.stride = c_out, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        shape = (x.shape[0], self.c_out, x.shape[2], x.shape[3])
+        return x.new_zeros(shape)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two offset 1x1 stride-2 convs, concatenated (skip on reducing edges)."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # offset by one pixel, as DARTS
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
