@@ -1,0 +1,201 @@
+"""The `nasforge` command: parses and validates input, calls the library, prints results.
+
+Bad input is one line on stderr naming the field and the allowed values, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nasforge.errors import NasforgeError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Neural architecture search: search, inspect and export architectures.")
+out = Console()
+
+
+@app.command()
+def search(
+    space: Optional[str] = typer.Option(None, help="Search space: nb201, darts, mobilenet."),
+    strategy: Optional[str] = typer.Option(None, help="Search strategy: random, evolution."),
+    estimator: Optional[str] = typer.Option(None, help="Estimator: train (real training) or tabular."),
+    dataset: Optional[str] = typer.Option(None, help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
+    table: Optional[str] = typer.Option(None, help="NAS-Bench-201-style CSV for the tabular estimator."),
+    objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_acc)."),
+    budget: Optional[int] = typer.Option(None, help="Number of trials (default 20)."),
+    max_seconds: Optional[float] = typer.Option(None, help="Wall-clock budget of this invocation, seconds."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs per trial (train estimator)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of every random choice (default 0)."),
+    workers: Optional[int] = typer.Option(None, help="Trials run at once (executor processes)."),
+    executor: Optional[str] = typer.Option(None, help="inline (default) or processes."),
+    trial_timeout: Optional[float] = typer.Option(None, help="Seconds before a trial is stopped and marked failed."),
+    config: Optional[Path] = typer.Option(None, help="YAML file with the same fields; flags win over it."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (runs.db, trials.csv, best.json)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out where it stopped."),
+) -> None:
+    """Search a space for the best architecture and write the run directory."""
+    from nasforge.runner.config import RunConfig
+    from nasforge.runner.search import load_config, run_search
+
+    flags = dict(space=space, strategy=strategy, estimator=estimator, dataset=dataset, table=table,
+                 objective=objective, budget=budget, max_seconds=max_seconds, epochs=epochs, seed=seed,
+                 workers=workers, executor=executor, trial_timeout=trial_timeout,
+                 out=None if out_dir is None else str(out_dir))
+    if resume:
+        if out_dir is None:
+            raise NasforgeError("out: --resume needs the run directory (--out RUN_DIR)")
+        changed = {k: v for k, v in flags.items() if v is not None and k not in ("out", "budget", "max_seconds", "workers", "executor")}
+        if changed:
+            raise NasforgeError(f"resume: {next(iter(changed))} is fixed by the run being resumed (allowed: budget, max_seconds, workers, executor)")
+        run_config = load_config(out_dir, budget=budget, max_seconds=max_seconds, workers=workers, executor=executor)
+    elif config is not None:
+        run_config = RunConfig.from_yaml(config, **flags)
+    else:
+        run_config = RunConfig.from_mapping({k: v for k, v in flags.items() if v is not None})
+    outcome = run_search(run_config, resume=resume, progress=True)
+    failed = sum(t.status == "failed" for t in outcome.trials)
+    out.print(f"{len(outcome.trials)} trials ({failed} failed) in {outcome.run_dir}")
+    if outcome.best is None:
+        out.print("no trial succeeded: see trials.csv for the errors")
+        raise typer.Exit(1)
+    metrics = outcome.best.result.metrics
+    shown = ", ".join(f"{m}={metrics[m]:.4g}" for m in ("val_acc", "test_acc", "params", "flops", "latency_ms") if m in metrics)
+    out.print(f"best: {outcome.best.arch.key}\n      {shown}")
+
+
+@app.command()
+def show(run_dir: Path = typer.Argument(..., help="A run directory."),
+         top: int = typer.Option(10, help="How many trials to list.")) -> None:
+    """List a run's best trials as a table."""
+    from nasforge.objective import Objective
+    from nasforge.runner.run_dir import DATABASE
+    from nasforge.runner.search import load_config
+    from nasforge.runner.store import Store
+
+    if top < 1:
+        raise NasforgeError(f"top: must be >= 1, got {top}")
+    config = load_config(run_dir)
+    store = Store(Path(run_dir) / DATABASE, space=config.space)
+    trials = store.trials()
+    store.close()
+    objective = Objective(config.objective)
+    scored = sorted((t for t in trials if t.result and objective.score(t.result) is not None),
+                    key=lambda t: (-objective.score(t.result), t.id))
+    columns = ["val_acc", "test_acc", "params", "flops", "latency_ms"]
+    table = Table(title=f"{run_dir}: {len(trials)} trials, {sum(t.status == 'failed' for t in trials)} failed, "
+                        f"{config.space} / {config.strategy} / {config.estimator}")
+    for name in ("trial", "arch", "fidelity", *columns, "seconds"):
+        table.add_column(name, overflow="fold")
+    for t in scored[:top]:
+        m = t.result.metrics
+        table.add_row(str(t.id), t.arch.key, "" if t.fidelity is None else f"{t.fidelity:g}",
+                      *(f"{m[c]:.4g}" if c in m else "" for c in columns), f"{t.result.cost_s:.2f}")
+    out.print(table)
+
+
+@app.command()
+def export(run_dir: Path = typer.Argument(..., help="A finished run directory."),
+           input_shape: Optional[str] = typer.Option(None, help="C,H,W (default: the run's data; 3,32,32 for tables)."),
+           num_classes: Optional[int] = typer.Option(None, help="Classes (default: the run's data; 10 for tables).")) -> None:
+    """Write the best architecture as JSON, TorchScript and ONNX under RUN_DIR/export/."""
+    from nasforge.export import export_model
+    from nasforge.runner.run_dir import read_best
+    from nasforge.runner.search import load_config
+    from nasforge.spaces import create_space
+
+    config = load_config(run_dir)
+    best = read_best(run_dir)
+    space = create_space(config.space, **config.space_options)
+    arch = space.validate(best["arch"])
+    shape, classes = _data_shape(config, input_shape, num_classes)
+    target = Path(run_dir) / "export"
+    target.mkdir(exist_ok=True)
+    (target / "arch.json").write_text(json.dumps({"space": config.space, "space_options": config.space_options,
+                                                  "key": arch.key, "arch": arch.value,
+                                                  "input_shape": list(shape), "num_classes": classes}, indent=2) + "\n")
+    paths = export_model(space.build(arch, shape, classes), shape, target)
+    for fmt, path in {"json": target / "arch.json", **paths}.items():
+        out.print(f"{fmt}: {path}")
+
+
+@app.command()
+def describe(space: str = typer.Option(..., help="Search space name."),
+             arch: str = typer.Option(..., help="The arch's JSON form, or a file holding it."),
+             input_shape: str = typer.Option("3,32,32", help="C,H,W."),
+             num_classes: int = typer.Option(10, help="Number of classes."),
+             latency: bool = typer.Option(False, help="Also measure CPU latency (batch 1, median ms).")) -> None:
+    """Print an architecture's parameters, FLOPs and optionally latency as one JSON object."""
+    from nasforge.hardware import model_costs
+    from nasforge.spaces import create_space
+
+    shape = _parse_shape(input_shape)
+    if num_classes < 1:
+        raise NasforgeError(f"num_classes: must be >= 1, got {num_classes}")
+    the_space = create_space(space)
+    the_arch = the_space.validate(_read_arch(arch))
+    costs = model_costs(the_space.build(the_arch, shape, num_classes), shape, latency=latency)
+    print(json.dumps({"space": space, "key": the_arch.key, "input_shape": list(shape), "num_classes": num_classes, **costs}))
+
+
+def _read_arch(text: str) -> Any:
+    """JSON text, a file holding it, or a bare string (NAS-Bench-201's arch strings need no quotes)."""
+    path = Path(text)
+    if len(text) < 4096 and path.is_file():
+        text = path.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        if text.lstrip().startswith(("{", "[")):
+            raise NasforgeError("arch: not valid JSON (give the space's JSON form or a file holding it)") from None
+        return text.strip()
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise NasforgeError(f"input_shape: expected C,H,W with positive integers, got '{text}'")
+    return shape
+
+
+def _data_shape(config: Any, input_shape: str | None, num_classes: int | None) -> tuple[tuple[int, ...], int]:
+    if config.estimator == "train" and (input_shape is None or num_classes is None):
+        from nasforge.data import load_dataset
+
+        data = load_dataset(config.dataset, seed=config.seed)
+        return (_parse_shape(input_shape) if input_shape else data.input_shape), num_classes or data.num_classes
+    return _parse_shape(input_shape or "3,32,32"), num_classes or 10
+
+
+#: click's UsageError, whether typer vendors click or uses it (typer exposes only its subclass)
+_UsageError = typer.BadParameter.__bases__[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors with exit code 2 for bad input, 130 for Ctrl-C."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except _UsageError as error:
+        print(f"error: {error.format_message()}".splitlines()[0], file=sys.stderr)
+        sys.exit(2)
+    except NasforgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (KeyboardInterrupt, typer.Abort):
+        print("interrupted: every finished trial is saved; continue with --resume", file=sys.stderr)
+        sys.exit(130)
+    if isinstance(code, int):
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

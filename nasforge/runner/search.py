@@ -1,0 +1,94 @@
+"""One search, from a `RunConfig` to a run directory: wire the components, run, write the outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from nasforge.errors import NasforgeError
+from nasforge.estimators.base import Estimator
+from nasforge.objective import Objective
+from nasforge.registry import Registry
+from nasforge.runner.config import RunConfig
+from nasforge.runner.executors import create_executor
+from nasforge.runner.run_dir import DATABASE, write_outputs
+from nasforge.runner.runner import Runner
+from nasforge.runner.store import Store, Trial
+from nasforge.spaces import create_space
+from nasforge.spaces.base import SearchSpace
+from nasforge.strategies import create_strategy
+
+
+def _training(config: RunConfig, space: SearchSpace) -> Estimator:
+    from nasforge.data import load_dataset
+    from nasforge.estimators.training import TrainingEstimator
+
+    options = dict(config.estimator_options)
+    if config.epochs is not None:
+        options["epochs"] = config.epochs
+    data = load_dataset(config.dataset, seed=config.seed)
+    return ESTIMATORS.create("train", space=space, data=data, seed=config.seed, **options)
+
+
+def _tabular(config: RunConfig, space: SearchSpace) -> Estimator:
+    if config.table is None:
+        raise NasforgeError("table: the tabular estimator needs a table (--table PATH)")
+    return ESTIMATORS.create("tabular", table=config.table, **config.estimator_options)
+
+
+ESTIMATORS: Registry[Estimator] = Registry("estimator")
+ESTIMATORS.register("train", "nasforge.estimators.training:TrainingEstimator")
+ESTIMATORS.register("tabular", "nasforge.estimators.tabular:TabularEstimator")
+
+#: how each estimator is made from a run's config (the only place that reads a config for it)
+_FROM_CONFIG: dict[str, Callable[[RunConfig, SearchSpace], Estimator]] = {"train": _training, "tabular": _tabular}
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    run_dir: Path
+    trials: list[Trial]
+    best: Trial | None
+
+
+def load_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
+    """The config a run was started with; `overrides` (non-None: budget, workers, ...) replace fields."""
+    path = Path(run_dir) / DATABASE
+    if not path.is_file():
+        raise NasforgeError(f"resume: '{run_dir}' holds no run to resume ({DATABASE} missing)")
+    store = Store(path, space="")
+    try:
+        stored = store.get_meta("config")
+    finally:
+        store.close()
+    return replace(RunConfig.from_mapping(stored), **{k: v for k, v in overrides.items() if v is not None})
+
+
+def run_search(config: RunConfig, *, resume: bool = False, progress: bool = False) -> SearchOutcome:
+    """Run (or, with `resume`, continue) the search `config` describes, writing its run directory."""
+    run_dir = Path(config.out)
+    if (run_dir / DATABASE).exists() and not resume:
+        raise NasforgeError(f"out: '{run_dir}' already holds a run (resume it with --resume, or choose another directory)")
+    if resume and not (run_dir / DATABASE).exists():
+        raise NasforgeError(f"resume: '{run_dir}' holds no run to resume ({DATABASE} missing)")
+    if config.estimator not in _FROM_CONFIG:
+        raise NasforgeError(f"estimator: unknown name '{config.estimator}' (allowed: {', '.join(sorted(_FROM_CONFIG))})")
+    space = create_space(config.space, **config.space_options)
+    objective = Objective(config.objective)
+    strategy = create_strategy(config.strategy, space, objective=objective, seed=config.seed, **config.strategy_options)
+    estimator = _FROM_CONFIG[config.estimator](config, space)
+    executor = create_executor(config.executor, estimator, workers=config.workers, timeout=config.trial_timeout)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(run_dir / DATABASE, space=space.name)
+    store.set_meta("config", config.to_dict())
+    fidelity = float(config.epochs) if config.epochs is not None and config.estimator == "train" else None
+    runner = Runner(strategy=strategy, executor=executor, store=store, budget=config.budget,
+                    max_seconds=config.max_seconds, fidelity=fidelity, progress=progress)
+    try:
+        trials = runner.run()
+    finally:
+        trials = store.trials()
+        best = write_outputs(run_dir, trials, objective)
+        store.close()
+    return SearchOutcome(run_dir, trials, best)

@@ -1,0 +1,54 @@
+"""The search strategy interface: `ask()` an architecture, `tell()` its result (Optuna's small sampler shape).
+
+Strategies are asynchronous-safe: they may be asked again before earlier trials are told. Their whole
+state (RNG included) is `state_dict()`, so a run resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from nasforge.errors import NasforgeError
+from nasforge.estimators.base import Result
+from nasforge.objective import Objective
+from nasforge.spaces.base import Arch, SearchSpace
+
+
+class Strategy(ABC):
+    """Proposes architectures of `space` and learns from their results under `objective`."""
+
+    #: attributes that are configuration, not learned state (kept out of `state_dict`)
+    _config_attrs: tuple[str, ...] = ("space", "objective")
+
+    def __init__(self, space: SearchSpace, *, objective: Objective | None = None, seed: int = 0) -> None:
+        self.space = space
+        self.objective = objective or Objective()
+        self.rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def ask(self) -> Arch:
+        """The next architecture to evaluate."""
+
+    @abstractmethod
+    def tell(self, arch: Arch, result: Result) -> None:
+        """The result of an architecture this strategy proposed (failed results included)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything learned so far, RNG included, as a deep copy (picklable)."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in self._config_attrs})
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        unknown = set(state) - set(vars(self))
+        if unknown:
+            raise NasforgeError(f"strategy state: unknown fields {sorted(unknown)} for {type(self).__name__}")
+        vars(self).update(copy.deepcopy(state))
+
+
+def require(space: SearchSpace, capability: type, strategy: str) -> None:
+    """Refuse a space that lacks the capability a strategy needs, naming both."""
+    if not isinstance(space, capability):
+        raise NasforgeError(f"strategy '{strategy}': space '{space.name}' is not {capability.__name__}")
