@@ -42,16 +42,21 @@ class Choice:
     def __post_init__(self) -> None:
         if len(self.options) == 0:
             raise NasforgeError(f"choice '{self.name}': needs at least one option")
+        for option in self.options:  # anything else would not survive the Arch's JSON round trip
+            scalar = type(option) in (str, int, bool, type(None)) or (type(option) is float and math.isfinite(option))
+            if not scalar:
+                raise NasforgeError(f"choice '{self.name}': {option!r} is not allowed (allowed: str, int, finite float, bool, None)")
         if len(set(map(repr, self.options))) != len(self.options):
             raise NasforgeError(f"choice '{self.name}': options must be distinct, got {list(self.options)}")
 
     def index(self, value: Any, field: str | None = None) -> int:
         """The index of `value`; an unknown value raises naming the field and the allowed values."""
-        for i, option in enumerate(self.options):
-            # bool == int in Python (True == 1): compare types too, except int for float
-            same_type = type(option) is type(value) or (isinstance(option, float) and type(value) is int)
-            if same_type and option == value:
-                return i
+        # bool == int in Python (True == 1): compare types too; an int may stand for an equal float
+        # option (JSON `1` for 1.0), but an option of the value's own type wins (options 1.0 and 1 differ)
+        exact = [i for i, option in enumerate(self.options) if type(option) is type(value) and option == value]
+        widened = [i for i, option in enumerate(self.options) if type(option) is float and type(value) is int and option == value]
+        if exact or widened:
+            return (exact + widened)[0]
         allowed = ", ".join(map(str, self.options))
         raise NasforgeError(f"{field or self.name}: {value!r} is not allowed (allowed: {allowed})")
 
@@ -125,6 +130,11 @@ class DefinedSpace(ChoiceSpace):
     ) -> None:
         if not choices:
             raise NasforgeError("choices: a space needs at least one choice")
+        for key, options in choices.items():
+            if not isinstance(key, str) or not key:  # names become the keys of the JSON form
+                raise NasforgeError(f"choices: names must be non-empty strings, got {key!r}")
+            if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):  # "relu" is no list of options
+                raise NasforgeError(f"choices.{key}: expected a list of options, got {options!r}")
         self.name = name
         self._choices = tuple(Choice(k, tuple(v)) for k, v in choices.items())
         self._build = build

@@ -1,0 +1,142 @@
+"""Mobile blocks: channel rounding, parameter counts worked out by hand, the SE gate and the shortcut."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from nasforge.errors import NasforgeError
+from nasforge.spaces.blocks import MBConv, SqueezeExcite, make_divisible
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(autouse=True)
+def _private_torch_rng():
+    """Module init draws from torch's global RNG: seed it inside a fork so the test leaves it untouched."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+
+
+@pytest.mark.parametrize(
+    "value, divisor, expected",
+    [
+        (16, 8, 16),
+        (20, 8, 24),  # halfway rounds up
+        (30, 8, 32),
+        (12, 8, 16),
+        (4, 8, 8),  # never below the divisor
+        (18, 8, 24),  # 16 would be 11% below 18: one divisor more
+        (10, 8, 16),  # 8 would be 20% below 10
+        (183.99999999999997, 8, 184),  # 80 * 2.3 in floating point
+        (10, 4, 12),
+    ],
+)
+def test_make_divisible(value: float, divisor: int, expected: int) -> None:
+    assert make_divisible(value, divisor) == expected
+
+
+@pytest.mark.parametrize(
+    "channels, expected",
+    [
+        (64, 64 * 16 + 16 + 16 * 64 + 64),  # bottleneck 0.25 * 64 = 16
+        (72, 72 * 24 + 24 + 24 * 72 + 72),  # 0.25 * 72 = 18 -> 24 (MobileNetV3's 72-channel SE)
+        (960, 960 * 240 + 240 + 240 * 960 + 960),
+    ],
+)
+def test_squeeze_excite_params(channels: int, expected: int) -> None:
+    assert n_params(SqueezeExcite(channels)) == expected
+
+
+@pytest.mark.parametrize("gate, reference", [("sigmoid", torch.sigmoid), ("hsigmoid", lambda b: ((b + 3) / 6).clamp(0, 1))])
+def test_squeeze_excite_gate(gate: str, reference) -> None:
+    se = SqueezeExcite(4, gate=gate)
+    bias = torch.tensor([-4.0, -1.0, 0.0, 2.0])
+    with torch.no_grad():  # zero weights: the gate sees only the expand bias
+        for p in se.parameters():
+            p.zero_()
+        se.expand.bias.copy_(bias)
+    x = torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(se(x), x * reference(bias).view(1, 4, 1, 1))
+
+
+def test_squeeze_excite_scales_each_channel_uniformly() -> None:
+    se = SqueezeExcite(16)
+    x = torch.rand(3, 16, 6, 6) + 0.5
+    ratio = se(x) / x
+    torch.testing.assert_close(ratio, ratio[:, :, :1, :1].expand_as(ratio))
+    assert not torch.allclose(ratio[0], ratio[1])  # the gate depends on the input's channel means
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        # expand 16*64 + BN 2*64, depthwise 64*3*3 + BN 2*64, project 64*24 + BN 2*24
+        (dict(c_in=16, c_out=24, kernel=3, stride=2, expansion=4), 1024 + 128 + 576 + 128 + 1536 + 48),
+        # the same block with SE on its 64 expanded channels: 64*16 + 16 + 16*64 + 64 more
+        (dict(c_in=16, c_out=24, kernel=3, stride=2, expansion=4, se=True), 3440 + 2128),
+        # expansion 1 (MobileNetV3's first block): no expand conv; depthwise 16*9 + 32, project 16*16 + 32
+        (dict(c_in=16, c_out=16, kernel=3, stride=1, expansion=1), 144 + 32 + 256 + 32),
+        # expansion 2.5 of 40 = 100 -> 104 channels; 5x5 depthwise
+        (dict(c_in=40, c_out=80, kernel=5, stride=1, expansion=2.5), 40 * 104 + 208 + 104 * 25 + 208 + 104 * 80 + 160),
+    ],
+)
+def test_mbconv_params(kwargs: dict, expected: int) -> None:
+    assert n_params(MBConv(**kwargs)) == expected
+
+
+@pytest.mark.parametrize(
+    "c_in, c_out, stride, residual",
+    [(16, 16, 1, True), (16, 24, 1, False), (16, 16, 2, False), (24, 16, 2, False)],
+)
+def test_mbconv_residual_only_when_shape_is_kept(c_in: int, c_out: int, stride: int, residual: bool) -> None:
+    block = MBConv(c_in, c_out, 3, stride, expansion=3, se=True)
+    assert block.residual is residual
+    project_bn = block.body[-1][1]
+    with torch.no_grad():  # the body now outputs zeros: what is left is the shortcut
+        project_bn.weight.zero_()
+        project_bn.bias.zero_()
+    x = torch.randn(2, c_in, 6, 6)
+    out = block(x)
+    assert out.shape == (2, c_out, 6 // stride, 6 // stride)
+    torch.testing.assert_close(out, x if residual else torch.zeros_like(out))
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+@pytest.mark.parametrize("size", [1, 7, 8])
+def test_mbconv_shapes(kernel: int, size: int) -> None:
+    x = torch.randn(2, 8, size, size)
+    assert MBConv(8, 8, kernel, 1, expansion=6)(x).shape == x.shape
+    half = (size + 1) // 2  # 'same' padding with stride 2 rounds up
+    assert MBConv(8, 16, kernel, 2, expansion=6)(x).shape == (2, 16, half, half)
+
+
+def test_mbconv_activation() -> None:
+    def kinds(block: nn.Module) -> list[type]:
+        return [type(m) for m in block.body.modules() if isinstance(m, (nn.ReLU, nn.Hardswish))]
+
+    # expand and depthwise each end in the activation; SE keeps its own ReLU; the projection has none
+    assert kinds(MBConv(8, 8, act="hswish")) == [nn.Hardswish, nn.Hardswish]
+    assert kinds(MBConv(8, 8, act="hswish", se=True)) == [nn.Hardswish, nn.Hardswish, nn.ReLU]
+    assert kinds(MBConv(8, 8, act="relu", expansion=1)) == [nn.ReLU]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: MBConv(8, 8, stride=3), "stride: 3 is not allowed (allowed: 1, 2)"),
+        (lambda: MBConv(8, 8, kernel=4), "kernel: must be a positive odd number, got 4"),
+        (lambda: MBConv(8, 8, expansion=0.5), "expansion: must be >= 1, got 0.5"),
+        (lambda: MBConv(8, 8, act="gelu"), "act: 'gelu' is not allowed (allowed: relu, hswish)"),
+        (lambda: SqueezeExcite(8, gate="tanh"), "gate: 'tanh' is not allowed (allowed: sigmoid, hsigmoid)"),
+        (lambda: SqueezeExcite(8, ratio=0), "ratio: must be in (0, 1], got 0"),
+    ],
+)
+def test_bad_arguments(make, message: str) -> None:
+    with pytest.raises(NasforgeError) as error:
+        make()
+    assert str(error.value) == message
