@@ -1,0 +1,120 @@
+"""Search strategies on the NAS-Bench-201 table: test accuracy of the best-validation architecture
+found after each query budget, mean ± std over seeds, with Optuna's TPE and random sampler as peers.
+
+    python benchmarks/nb201_strategies.py [--quick] [--json PATH] [--table PATH] [--seeds 30]
+
+A repeated architecture costs a query. Selection is by val_acc only; test_acc is reported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from common import markdown_table, parser, publish
+from nasforge.estimators.tabular import TabularEstimator
+from nasforge.runner.executors import InlineExecutor
+from nasforge.runner.runner import Runner
+from nasforge.runner.store import Store
+from nasforge.spaces import Arch, create_space
+from nasforge.strategies import create_strategy
+
+BUDGETS = (25, 50, 100, 150, 200, 300)
+
+
+def nasforge_run(name: str, table: TabularEstimator, seed: int, budget: int) -> list[tuple[float, float]]:
+    """(val_acc, test_acc) of each query of one nasforge run, through the real runner and store."""
+    space = create_space("nb201")
+    store = Store(":memory:", space=space.name)
+    runner = Runner(strategy=create_strategy(name, space, seed=seed), executor=InlineExecutor(table),
+                    store=store, budget=budget)
+    trials = runner.run()
+    store.close()
+    return [(t.result.metrics["val_acc"], t.result.metrics["test_acc"]) for t in trials]
+
+
+def optuna_run(sampler: optuna.samplers.BaseSampler, table: TabularEstimator, budget: int) -> list[tuple[float, float]]:
+    """The same for an Optuna sampler over the space's six categorical edges (the peers)."""
+    space = create_space("nb201")
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    queries = []
+    for _ in range(budget):
+        trial = study.ask()
+        decisions = [c.options.index(trial.suggest_categorical(c.name, list(c.options))) for c in space.choices]
+        metrics = table.evaluate(space.decode(decisions)).metrics
+        study.tell(trial, metrics["val_acc"])
+        queries.append((metrics["val_acc"], metrics["test_acc"]))
+    return queries
+
+
+def anytime_test_acc(queries: list[tuple[float, float]], budget: int) -> float:
+    """Test accuracy of the first architecture with the best val_acc among the first `budget` queries."""
+    vals = [v for v, _ in queries[:budget]]
+    return queries[int(np.argmax(vals))][1]
+
+
+def cli_seconds(table: Path, budget: int) -> float:
+    """Wall time of one `nasforge search` command (process start and imports included)."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "nasforge.cli", "search", "--space", "nb201", "--estimator", "tabular",
+                        "--table", str(table), "--strategy", "evolution", "--budget", str(budget), "--seed", "0",
+                        "--out", f"{out}/run"], check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0], table=True)
+    p.add_argument("--seeds", type=int, default=30)
+    args = p.parse_args()
+    seeds = 5 if args.quick else args.seeds
+    budgets = BUDGETS
+    table = TabularEstimator(args.table)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = {}
+    rows_by_val = [table.evaluate(Arch.of("nb201", key)).metrics for key in table.keys()]
+    oracle = max(rows_by_val, key=lambda m: m["val_acc"])["test_acc"]
+    methods = {
+        "random": lambda s: nasforge_run("random", table, s, max(budgets)),
+        "evolution": lambda s: nasforge_run("evolution", table, s, max(budgets)),
+        "optuna-tpe": lambda s: optuna_run(optuna.samplers.TPESampler(seed=s), table, max(budgets)),
+        "optuna-random": lambda s: optuna_run(optuna.samplers.RandomSampler(seed=s), table, max(budgets)),
+    }
+    results = {"budgets": list(budgets), "seeds": seeds, "oracle_test_acc": oracle, "methods": {}}
+    for name, run in methods.items():
+        if args.quick and name == "optuna-tpe":
+            seeds_here = 2  # TPE costs ~10 s a run; the quick pass only checks the path
+        else:
+            seeds_here = seeds
+        started = time.perf_counter()
+        runs = [run(s) for s in range(seeds_here)]
+        per_run = (time.perf_counter() - started) / seeds_here
+        accs = {b: [anytime_test_acc(q, b) for q in runs] for b in budgets}
+        results["methods"][name] = {
+            "mean": {b: float(np.mean(a)) for b, a in accs.items()},
+            "std": {b: float(np.std(a)) for b, a in accs.items()},
+            "regret": {b: float(oracle - np.mean(a)) for b, a in accs.items()},
+            "seconds_per_run": per_run,
+            "seeds": seeds_here,
+        }
+        rows[name] = results["methods"][name]
+    results["cli_seconds_budget150"] = cli_seconds(args.table, 150)
+    header = ["method", *(f"{b} queries" for b in budgets), "regret@100", "s / 300-query run"]
+    body = [[name, *(f"{r['mean'][b]:.2f} ± {r['std'][b]:.2f}" for b in budgets), f"{r['regret'][100]:.2f}",
+             f"{r['seconds_per_run']:.3f}"] for name, r in rows.items()]
+    markdown = markdown_table(header, body) + (
+        f"\n\nMean test accuracy (%) of the best-validation architecture so far, {seeds} seeds; "
+        f"oracle (test acc of the best-val architecture) {oracle:.2f}. "
+        f"One `nasforge search ... --strategy evolution --budget 150` command: {results['cli_seconds_budget150']:.2f} s wall."
+    )
+    publish("nb201_strategies", results, markdown, args.json, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
