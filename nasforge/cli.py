@@ -18,7 +18,7 @@ from nasforge.errors import NasforgeError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Neural architecture search: search, inspect and export architectures.")
-out = Console()
+out = Console(soft_wrap=True)
 
 
 @app.command()
@@ -88,15 +88,17 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     objective = Objective(config.objective)
     scored = sorted((t for t in trials if t.result and objective.score(t.result) is not None),
                     key=lambda t: (-objective.score(t.result), t.id))
-    columns = ["val_acc", "test_acc", "params", "flops", "latency_ms"]
+    shown = scored[:top]
+    columns = [c for c in ("val_acc", "test_acc", "params", "flops", "latency_ms") if any(c in t.result.metrics for t in shown)]
+    with_fidelity = any(t.fidelity is not None for t in shown)
     table = Table(title=f"{run_dir}: {len(trials)} trials, {sum(t.status == 'failed' for t in trials)} failed, "
                         f"{config.space} / {config.strategy} / {config.estimator}")
-    for name in ("trial", "arch", "fidelity", *columns, "seconds"):
+    for name in ("trial", *columns, "seconds", *(["fidelity"] if with_fidelity else []), "arch"):
         table.add_column(name, overflow="fold")
-    for t in scored[:top]:
+    for t in shown:
         m = t.result.metrics
-        table.add_row(str(t.id), t.arch.key, "" if t.fidelity is None else f"{t.fidelity:g}",
-                      *(f"{m[c]:.4g}" if c in m else "" for c in columns), f"{t.result.cost_s:.2f}")
+        table.add_row(str(t.id), *(f"{m[c]:.4g}" if c in m else "" for c in columns), f"{t.result.cost_s:.2f}",
+                      *([f"{t.fidelity:g}" if t.fidelity is not None else ""] if with_fidelity else []), t.arch.key)
     out.print(table)
 
 
@@ -193,8 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         print("interrupted: every finished trial is saved; continue with --resume", file=sys.stderr)
         sys.exit(130)
-    if isinstance(code, int):
-        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
