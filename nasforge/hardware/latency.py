@@ -1,0 +1,104 @@
+"""Measured CPU latency of a built network: wall-clock milliseconds per forward pass of one batch.
+
+Latency, unlike FLOPs, depends on the runtime, the thread count and the batch size (MnasNet, Tan et al.
+2019, measures it on the target device for this reason), so all three are arguments and are reported
+back with the spread of the timings. Each timed call is one `time.perf_counter` interval; the first
+`warmup` calls (allocator, one-off kernel selection, TorchScript's profiling runs) are not counted.
+
+>>> import torch.nn as nn
+>>> stats = measure_latency(nn.Linear(64, 10), (64,), repeats=5)
+>>> stats.p10_ms <= stats.median_ms <= stats.p90_ms
+True
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nasforge.errors import NasforgeError
+from nasforge.export import evaluating, onnx_session, random_input, to_onnx, to_torchscript
+
+__all__ = ["BACKENDS", "LatencyStats", "measure_latency"]
+
+BACKENDS = ("eager", "torchscript", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Milliseconds per forward pass of one batch of `batch_size` inputs: median and the 10th / 90th
+    percentiles of `repeats` timed calls, run by `backend` on `threads` CPU threads."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    repeats: int
+    threads: int
+    batch_size: int
+    backend: str
+
+
+def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, warmup: int = 10,
+                    repeats: int = 30, threads: int | None = None, backend: str = "eager") -> LatencyStats:
+    """Time `model` in eval mode on a (batch_size, *input_shape) batch with `backend` (one of `BACKENDS`).
+
+    `threads` sets torch's (and ONNX Runtime's intra-op) thread count for the call only; None keeps
+    torch's current count. The model's training flags, BN statistics and torch's thread count are left
+    as they were. The model must be on the CPU.
+    """
+    if backend not in BACKENDS:
+        raise NasforgeError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    _check_count("batch_size", batch_size, 1)
+    _check_count("warmup", warmup, 0)
+    _check_count("repeats", repeats, 1)
+    if threads is not None:
+        _check_count("threads", threads, 1)
+    devices = {str(t.device) for t in [*model.parameters(), *model.buffers()]} - {"cpu"}
+    if devices:
+        raise NasforgeError(f"model: latency is measured on the CPU; move the model to 'cpu' "
+                            f"(it is on {sorted(devices)})")
+    x = random_input(model, input_shape, batch_size)
+    previous = torch.get_num_threads()
+    used = previous if threads is None else threads
+    torch.set_num_threads(used)
+    try:
+        with evaluating(model):
+            forward = _forward(backend, model, input_shape, x, used)
+            times = []
+            with torch.inference_mode():
+                for call in range(warmup + repeats):
+                    start = time.perf_counter()
+                    forward()
+                    if call >= warmup:
+                        times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    p10, median, p90 = np.percentile(np.array(times) * 1e3, [10, 50, 90])
+    return LatencyStats(median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90), repeats=repeats,
+                        threads=used, batch_size=batch_size, backend=backend)
+
+
+def _forward(backend: str, model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor,
+             threads: int) -> Callable[[], object]:
+    """One call of `model` on `x` by `backend`, with the conversion done beforehand (it is not timed)."""
+    if backend == "eager":
+        return lambda: model(x)
+    if backend == "torchscript":
+        script = to_torchscript(model, input_shape)
+        return lambda: script(x)
+    with tempfile.TemporaryDirectory() as folder:  # the session holds the model in memory once created
+        session = onnx_session(to_onnx(model, input_shape, Path(folder) / "model.onnx"), threads=threads)
+    feed = {"input": x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def _check_count(field: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise NasforgeError(f"{field}: expected an integer >= {minimum}, got {value!r}")

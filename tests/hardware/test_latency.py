@@ -1,0 +1,114 @@
+"""Measured latency: spread is ordered, batch size and threads take effect, backends agree, the model is untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from nasforge.errors import NasforgeError
+from nasforge.hardware.latency import BACKENDS, measure_latency
+
+SHAPE = (3, 16, 16)
+
+
+def _conv_net() -> nn.Sequential:
+    """Two 3x3 convs of 32 channels on 16x16: about 2.6 M multiply-adds per image, so a batch is mostly conv work."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def test_stats_are_positive_ordered_and_report_the_settings():
+    stats = measure_latency(_conv_net(), SHAPE, warmup=3, repeats=15, threads=1)
+    assert 0 < stats.p10_ms <= stats.median_ms <= stats.p90_ms
+    assert (stats.repeats, stats.threads, stats.batch_size, stats.backend) == (15, 1, 1, "eager")
+
+
+def test_a_batch_of_32_takes_clearly_longer_than_a_batch_of_1():
+    # 32x the conv work; Python's fixed cost per call keeps the measured ratio below 32 (about 15 here)
+    model = _conv_net()
+    one = measure_latency(model, SHAPE, batch_size=1, warmup=3, repeats=10, threads=1)
+    many = measure_latency(model, SHAPE, batch_size=32, warmup=3, repeats=10, threads=1)
+    assert many.batch_size == 32
+    assert many.median_ms > 4 * one.median_ms
+
+
+def test_threads_hold_during_the_call_and_are_restored_after_it():
+    model = _conv_net()
+    seen: list[int] = []
+    model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        stats = measure_latency(model, SHAPE, warmup=1, repeats=2, threads=1)
+        assert seen == [1, 1, 1] and stats.threads == 1
+        assert torch.get_num_threads() == 2
+        assert measure_latency(model, SHAPE, warmup=0, repeats=1).threads == 2  # None: torch's current count
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_failing_model_still_gets_its_threads_and_modes_back():
+    class Broken(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("broken on purpose")
+
+    model = Broken().train()
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        measure_latency(model, SHAPE, threads=before + 1)
+    assert torch.get_num_threads() == before and model.training
+
+
+def test_two_measurements_agree_within_half():
+    # a shared 2-core CI machine is noisy: the medians of 30 calls of ~1 ms must agree within 50%
+    model = _conv_net()
+    first, second = (measure_latency(model, SHAPE, batch_size=4, warmup=5, repeats=30, threads=1).median_ms
+                     for _ in range(2))
+    assert max(first, second) <= 1.5 * min(first, second)
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
+def test_compiled_backends_agree_with_eager_in_order_of_magnitude(backend):
+    # ONNX Runtime folds BN into the convs and runs about 3x faster than eager here; a factor 10 is the bound
+    model = _conv_net()
+    eager = measure_latency(model, SHAPE, batch_size=8, warmup=3, repeats=10, threads=1)
+    other = measure_latency(model, SHAPE, batch_size=8, warmup=3, repeats=10, threads=1, backend=backend)
+    assert other.backend == backend and other.threads == 1
+    assert 0.1 < other.median_ms / eager.median_ms < 10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_model_is_left_as_it_was(backend):
+    model = _conv_net().train()
+    model[1].eval()  # a mixed state must come back module by module
+    flags = [m.training for m in model.modules()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    measure_latency(model, SHAPE, warmup=1, repeats=2, backend=backend)
+    assert [m.training for m in model.modules()] == flags
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # BN statistics untouched
+    assert torch.equal(torch.get_rng_state(), rng)  # the input came from its own generator
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"backend": "tensorrt"}, "backend"), ({"batch_size": 0}, "batch_size"), ({"batch_size": 2.5}, "batch_size"),
+    ({"warmup": -1}, "warmup"), ({"repeats": 0}, "repeats"),
+    ({"threads": 0}, "threads"), ({"threads": True}, "threads"),
+])
+def test_bad_arguments_name_their_field(kwargs, field):
+    with pytest.raises(NasforgeError, match=f"^{field}: ") as error:
+        measure_latency(_conv_net(), SHAPE, **kwargs)
+    assert "\n" not in str(error.value)
+    if field == "backend":
+        assert all(name in str(error.value) for name in BACKENDS)
+
+
+def test_bad_shapes_and_devices_are_refused():
+    with pytest.raises(NasforgeError, match="^input_shape: "):
+        measure_latency(_conv_net(), (3, -1, 16))
+    with pytest.raises(NasforgeError, match="^model: .*'meta'"):
+        measure_latency(nn.Linear(4, 2, device="meta"), (4,))
