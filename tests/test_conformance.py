@@ -1,0 +1,27 @@
+"""Every registered space and strategy passes the shipped conformance checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from nasforge.estimators.tabular import TabularEstimator
+from nasforge.spaces import create_space, list_spaces
+from nasforge.strategies import create_strategy, list_strategies
+from nasforge.testing import check_space, check_strategy
+
+SMALL = {"nb201": {"channels": 4, "cells_per_stage": 1}, "darts": {"channels": 4, "cells": 3}, "mobilenet": {}}
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_space_conforms(name):
+    check_space(create_space(name, **SMALL[name]), input_shape=(3, 16, 16))
+
+
+def test_user_space_conforms(grid_space):
+    check_space(grid_space, input_shape=(1, 4, 4))
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_strategy_conforms_on_nb201(name, nb201_table):
+    space = create_space("nb201")
+    check_strategy(lambda seed: create_strategy(name, space, seed=seed), TabularEstimator(nb201_table))
