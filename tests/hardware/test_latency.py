@@ -63,12 +63,13 @@ def test_a_failing_model_still_gets_its_threads_and_modes_back():
     assert torch.get_num_threads() == before and model.training
 
 
-def test_two_measurements_agree_within_half():
-    # a shared 2-core CI machine is noisy: the medians of 30 calls of ~1 ms must agree within 50%
+def test_two_measurements_agree():
+    # a shared 2-core CI machine is noisy and noise only ever adds time, so the fastest tenth of the calls
+    # (p10) is the stable statistic: two measurements of a ~5 ms batch must agree within a factor of 2
     model = _conv_net()
-    first, second = (measure_latency(model, SHAPE, batch_size=4, warmup=5, repeats=30, threads=1).median_ms
+    first, second = (measure_latency(model, SHAPE, batch_size=16, warmup=5, repeats=30, threads=1).p10_ms
                      for _ in range(2))
-    assert max(first, second) <= 1.5 * min(first, second)
+    assert max(first, second) <= 2 * min(first, second)
 
 
 @pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
