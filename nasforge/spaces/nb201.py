@@ -18,6 +18,8 @@ has 1,531,546 parameters, as the benchmark lists.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import Any, Callable, Sequence
 
 import torch
@@ -144,7 +146,8 @@ class _Cell(nn.Module):
         nodes = [x]
         for edges, live in zip(self.incoming, self.live):
             if live:
-                nodes.append(sum(self.edges[k](nodes[EDGES[k][1]]) for k in live))
+                # reduce, not sum(): sum starts from 0 and would add a tensor of zeros once more per node
+                nodes.append(reduce(operator.add, (self.edges[k](nodes[EDGES[k][1]]) for k in live)))
             else:
                 nodes.append(self.edges[edges[0]](nodes[0]))
         return nodes[-1]
