@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nasforge.errors import NasforgeError
+from nasforge.spaces import list_spaces
+from nasforge.strategies import list_strategies
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Neural architecture search: search, inspect and export architectures.")
@@ -23,8 +25,8 @@ out = Console(soft_wrap=True)
 
 @app.command()
 def search(
-    space: Optional[str] = typer.Option(None, help="Search space: nb201, darts, mobilenet."),
-    strategy: Optional[str] = typer.Option(None, help="Search strategy: random, evolution."),
+    space: Optional[str] = typer.Option(None, help=f"Search space: {', '.join(list_spaces())}."),
+    strategy: Optional[str] = typer.Option(None, help=f"Search strategy: {', '.join(list_strategies())}."),
     estimator: Optional[str] = typer.Option(None, help="Estimator: train (real training) or tabular."),
     dataset: Optional[str] = typer.Option(None, help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
     table: Optional[str] = typer.Option(None, help="NAS-Bench-201-style CSV for the tabular estimator."),
@@ -41,8 +43,12 @@ def search(
     resume: bool = typer.Option(False, help="Continue the run in --out where it stopped."),
 ) -> None:
     """Search a space for the best architecture and write the run directory."""
+    import optuna
+
     from nasforge.runner.config import RunConfig
     from nasforge.runner.search import load_config, run_search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials; Optuna's log would repeat it
 
     flags = dict(space=space, strategy=strategy, estimator=estimator, dataset=dataset, table=table,
                  objective=objective, budget=budget, max_seconds=max_seconds, epochs=epochs, seed=seed,

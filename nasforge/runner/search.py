@@ -22,7 +22,6 @@ from nasforge.strategies import create_strategy
 
 def _training(config: RunConfig, space: SearchSpace) -> Estimator:
     from nasforge.data import load_dataset
-    from nasforge.estimators.training import TrainingEstimator
 
     options = dict(config.estimator_options)
     if config.epochs is not None:

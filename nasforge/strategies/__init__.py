@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from nasforge.objective import Objective
@@ -16,6 +17,22 @@ __all__ = ["RandomSearch", "RegularizedEvolution", "Strategy", "create_strategy"
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 STRATEGIES.register("random", RandomSearch)
 STRATEGIES.register("evolution", RegularizedEvolution)
+STRATEGIES.register("local", "nasforge.strategies.local:LocalSearch")
+STRATEGIES.register("reinforce", "nasforge.strategies.reinforce:Reinforce")
+STRATEGIES.register("ppo", "nasforge.strategies.ppo:PPO")
+
+OPTUNA_SAMPLERS = ("tpe", "cmaes", "gp", "nsga2", "random")
+
+
+def _optuna(space: SearchSpace, *, objective: Objective | None = None, seed: int = 0, sampler: str) -> Strategy:
+    """`optuna:SAMPLER`, importing Optuna only when one is asked for."""
+    from nasforge.strategies.optuna_sampler import OptunaStrategy
+
+    return OptunaStrategy(space, objective=objective, seed=seed, sampler=sampler)
+
+
+for _sampler in OPTUNA_SAMPLERS:
+    STRATEGIES.register(f"optuna:{_sampler}", partial(_optuna, sampler=_sampler))
 
 
 def list_strategies() -> list[str]:
