@@ -47,10 +47,11 @@ class Runner:
                     self.executor.submit(trial.id, trial.arch, trial.fidelity)
                 while True:
                     while self.executor.pending < self.executor.workers and self._may_ask(len(trials), started):
-                        arch = self.strategy.ask()
-                        trial_id = self.store.add_trial(arch, self.fidelity)
-                        trials[trial_id] = Trial(trial_id, arch, self.fidelity, RUNNING, None, -1, None)
-                        self.executor.submit(trial_id, arch, self.fidelity)
+                        arch, fidelity = self.strategy.ask_trial()
+                        fidelity = self.fidelity if fidelity is None else fidelity
+                        trial_id = self.store.add_trial(arch, fidelity)
+                        trials[trial_id] = Trial(trial_id, arch, fidelity, RUNNING, None, -1, None)
+                        self.executor.submit(trial_id, arch, fidelity)
                     if self.executor.pending == 0:
                         break
                     trial_id, result = self.executor.wait()
@@ -86,7 +87,7 @@ class Runner:
             if kind == "tell":
                 self.strategy.tell(trial.arch, trial.result)
                 continue
-            arch = self.strategy.ask()
+            arch, _ = self.strategy.ask_trial()
             if arch.key != trial.arch.key:
                 raise NasforgeError(
                     f"resume: the strategy proposed '{arch.key}' where the store has '{trial.arch.key}' "

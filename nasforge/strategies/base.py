@@ -33,6 +33,14 @@ class Strategy(ABC):
     def ask(self) -> Arch:
         """The next architecture to evaluate."""
 
+    def ask_trial(self) -> tuple[Arch, float | None]:
+        """The next architecture and the fidelity to evaluate it at (None: the run's own fidelity).
+
+        Only multi-fidelity strategies choose fidelities; they override this, and their `tell` sees
+        the fidelity again as `result.fidelity`. The runner calls this, never `ask` directly.
+        """
+        return self.ask(), None
+
     @abstractmethod
     def tell(self, arch: Arch, result: Result) -> None:
         """The result of an architecture this strategy proposed (failed results included)."""
