@@ -1,9 +1,11 @@
 """Search strategies on the NAS-Bench-201 table: test accuracy of the best-validation architecture
 found after each query budget, mean ± std over seeds, with Optuna's TPE and random sampler as peers.
 
-    python benchmarks/nb201_strategies.py [--quick] [--json PATH] [--table PATH] [--seeds 30]
+    python benchmarks/nb201_strategies.py [--quick] [--json PATH] [--table PATH] [--seeds 30] [--methods a,b]
 
-A repeated architecture costs a query. Selection is by val_acc only; test_acc is reported.
+Every registered strategy runs through the real runner and store; the peers `optuna-tpe` and
+`optuna-random` call Optuna directly. A repeated architecture costs a query. Selection is by val_acc
+only; test_acc is reported. `--quick` runs 3 seeds up to 100 queries.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from nasforge.runner.executors import InlineExecutor
 from nasforge.runner.runner import Runner
 from nasforge.runner.store import Store
 from nasforge.spaces import Arch, create_space
-from nasforge.strategies import create_strategy
+from nasforge.strategies import create_strategy, list_strategies
 
 BUDGETS = (25, 50, 100, 150, 200, 300)
+# Gaussian-process fits grow with the data: ~0.1 s a query after 100, so fewer seeds keep the run under an hour
+SEEDS_CAP = {"optuna:gp": 10}
 
 
 def nasforge_run(name: str, table: TabularEstimator, seed: int, budget: int) -> list[tuple[float, float]]:
@@ -72,41 +76,41 @@ def cli_seconds(table: Path, budget: int) -> float:
 def main() -> None:
     p = parser(__doc__.splitlines()[0], table=True)
     p.add_argument("--seeds", type=int, default=30)
+    p.add_argument("--methods", help="comma-separated subset of the methods (default: every strategy and peer)")
     args = p.parse_args()
-    seeds = 5 if args.quick else args.seeds
-    budgets = BUDGETS
+    seeds, budgets = (3, BUDGETS[:3]) if args.quick else (args.seeds, BUDGETS)
     table = TabularEstimator(args.table)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rows = {}
     rows_by_val = [table.evaluate(Arch.of("nb201", key)).metrics for key in table.keys()]
     oracle = max(rows_by_val, key=lambda m: m["val_acc"])["test_acc"]
-    methods = {
-        "random": lambda s: nasforge_run("random", table, s, max(budgets)),
-        "evolution": lambda s: nasforge_run("evolution", table, s, max(budgets)),
-        "optuna-tpe": lambda s: optuna_run(optuna.samplers.TPESampler(seed=s), table, max(budgets)),
-        "optuna-random": lambda s: optuna_run(optuna.samplers.RandomSampler(seed=s), table, max(budgets)),
-    }
+    methods = {name: (lambda s, name=name: nasforge_run(name, table, s, max(budgets))) for name in list_strategies()}
+    methods["optuna-tpe"] = lambda s: optuna_run(optuna.samplers.TPESampler(seed=s), table, max(budgets))
+    methods["optuna-random"] = lambda s: optuna_run(optuna.samplers.RandomSampler(seed=s), table, max(budgets))
+    if args.methods:
+        unknown = sorted(set(args.methods.split(",")) - set(methods))
+        if unknown:
+            p.error(f"--methods: unknown '{unknown[0]}' (allowed: {', '.join(methods)})")
+        methods = {name: run for name, run in methods.items() if name in args.methods.split(",")}
     results = {"budgets": list(budgets), "seeds": seeds, "oracle_test_acc": oracle, "methods": {}}
+    rows = results["methods"]
     for name, run in methods.items():
-        if args.quick and name == "optuna-tpe":
-            seeds_here = 2  # TPE costs ~10 s a run; the quick pass only checks the path
-        else:
-            seeds_here = seeds
+        seeds_here = min(seeds, SEEDS_CAP.get(name, seeds))
         started = time.perf_counter()
         runs = [run(s) for s in range(seeds_here)]
         per_run = (time.perf_counter() - started) / seeds_here
         accs = {b: [anytime_test_acc(q, b) for q in runs] for b in budgets}
-        results["methods"][name] = {
+        rows[name] = {
             "mean": {b: float(np.mean(a)) for b, a in accs.items()},
             "std": {b: float(np.std(a)) for b, a in accs.items()},
             "regret": {b: float(oracle - np.mean(a)) for b, a in accs.items()},
             "seconds_per_run": per_run,
             "seeds": seeds_here,
         }
-        rows[name] = results["methods"][name]
+        print(f"{name}: " + " ".join(f"{b}:{rows[name]['mean'][b]:.2f}" for b in budgets) + f" ({per_run:.2f} s/run)",
+              flush=True)
     results["cli_seconds_budget150"] = cli_seconds(args.table, 150)
-    header = ["method", *(f"{b} queries" for b in budgets), "regret@100", "s / 300-query run"]
-    body = [[name, *(f"{r['mean'][b]:.2f} ± {r['std'][b]:.2f}" for b in budgets), f"{r['regret'][100]:.2f}",
+    header = ["method", "seeds", *(f"{b} queries" for b in budgets), "regret@100", f"s / {max(budgets)}-query run"]
+    body = [[name, r["seeds"], *(f"{r['mean'][b]:.2f} ± {r['std'][b]:.2f}" for b in budgets), f"{r['regret'][100]:.2f}",
              f"{r['seconds_per_run']:.3f}"] for name, r in rows.items()]
     markdown = markdown_table(header, body) + (
         f"\n\nMean test accuracy (%) of the best-validation architecture so far, {seeds} seeds; "
