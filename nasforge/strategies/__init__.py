@@ -20,6 +20,9 @@ STRATEGIES.register("evolution", RegularizedEvolution)
 STRATEGIES.register("local", "nasforge.strategies.local:LocalSearch")
 STRATEGIES.register("reinforce", "nasforge.strategies.reinforce:Reinforce")
 STRATEGIES.register("ppo", "nasforge.strategies.ppo:PPO")
+STRATEGIES.register("successive_halving", "nasforge.strategies.hyperband:SuccessiveHalving")
+STRATEGIES.register("hyperband", "nasforge.strategies.hyperband:Hyperband")
+STRATEGIES.register("bohb", "nasforge.strategies.hyperband:BOHB")
 
 OPTUNA_SAMPLERS = ("tpe", "cmaes", "gp", "nsga2", "random")
 

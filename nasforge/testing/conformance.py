@@ -57,14 +57,17 @@ def check_space(space: SearchSpace, *, input_shape: tuple[int, ...] = (3, 16, 16
 
 
 def check_strategy(make: Callable[[int], Strategy], estimator: Estimator, *, queries: int = 30) -> None:
-    """Seeded, resumable through `state_dict` (pickled), and asynchronous (asks before tells, told out of order)."""
+    """Seeded, resumable through `state_dict` (pickled), and asynchronous (asks before tells, told out of order).
 
-    def drive(strategy: Strategy, n: int) -> list[Arch]:
+    Trials are asked as the runner asks them, `ask_trial()`, and evaluated at the fidelity it chose.
+    """
+
+    def drive(strategy: Strategy, n: int) -> list[tuple[Arch, float | None]]:
         asked = []
         for _ in range(n):
-            arch = strategy.ask()
-            asked.append(arch)
-            strategy.tell(arch, estimator.evaluate(arch))
+            arch, fidelity = strategy.ask_trial()
+            asked.append((arch, fidelity))
+            strategy.tell(arch, estimator.evaluate(arch, fidelity))
         return asked
 
     assert drive(make(0), queries) == drive(make(0), queries), "the same seed must give the same trials"
@@ -74,7 +77,7 @@ def check_strategy(make: Callable[[int], Strategy], estimator: Estimator, *, que
     copy.load_state_dict(pickle.loads(pickle.dumps(original.state_dict())))
     assert drive(original, queries) == drive(copy, queries), "a restored state must continue identically"
     strategy = make(2)
-    pending = [strategy.ask() for _ in range(3)]
-    for arch in reversed(pending):
-        strategy.tell(arch, estimator.evaluate(arch))
+    pending = [strategy.ask_trial() for _ in range(3)]
+    for arch, fidelity in reversed(pending):
+        strategy.tell(arch, estimator.evaluate(arch, fidelity))
     drive(strategy, 3)

@@ -58,7 +58,7 @@ def test_evolution_rejects_bad_settings(grid_space, kwargs, field):
 
 
 def test_unknown_strategy_and_option_are_named(grid_space):
-    with pytest.raises(NasforgeError, match="allowed: evolution, local, optuna:cmaes, .*, ppo, random, reinforce"):
+    with pytest.raises(NasforgeError, match=r"allowed: .*evolution, .*local, .*optuna:tpe, .*random, .*reinforce"):
         create_strategy("annealing", grid_space)
     with pytest.raises(NasforgeError, match="population"):
         create_strategy("evolution", grid_space, populaton_size=3)
