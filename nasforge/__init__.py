@@ -27,5 +27,8 @@ __all__ = [
 
 
 def search(*, out: str, resume: bool = False, **fields: Any) -> SearchOutcome:
-    """Run a search and write its run directory; `fields` are `RunConfig`'s (space, strategy, budget, ...)."""
+    """Run a search and write its run directory; `fields` are `RunConfig`'s (space, strategy, budget, ...).
+
+    E.g. `constraints={"max_params": 500_000}` rejects larger candidates before they are evaluated.
+    """
     return run_search(RunConfig(out=str(out), **fields), resume=resume)

@@ -38,6 +38,9 @@ def search(
     workers: Optional[int] = typer.Option(None, help="Trials run at once (executor processes)."),
     executor: Optional[str] = typer.Option(None, help="inline (default) or processes."),
     trial_timeout: Optional[float] = typer.Option(None, help="Seconds before a trial is stopped and marked failed."),
+    max_params: Optional[int] = typer.Option(None, help="Reject, unevaluated, candidates with more parameters."),
+    max_flops: Optional[float] = typer.Option(None, help="Reject, unevaluated, candidates with more FLOPs (batch 1)."),
+    max_latency_ms: Optional[float] = typer.Option(None, help="Reject, unevaluated, candidates slower (CPU, batch 1, median ms)."),
     config: Optional[Path] = typer.Option(None, help="YAML file with the same fields; flags win over it."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (runs.db, trials.csv, best.json)."),
     resume: bool = typer.Option(False, help="Continue the run in --out where it stopped."),
@@ -54,20 +57,23 @@ def search(
                  objective=objective, budget=budget, max_seconds=max_seconds, epochs=epochs, seed=seed,
                  workers=workers, executor=executor, trial_timeout=trial_timeout,
                  out=None if out_dir is None else str(out_dir))
+    limits = {k: v for k, v in {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}.items()
+              if v is not None}
     if resume:
         if out_dir is None:
             raise NasforgeError("out: --resume needs the run directory (--out RUN_DIR)")
-        changed = {k: v for k, v in flags.items() if v is not None and k not in ("out", "budget", "max_seconds", "workers", "executor")}
+        changed = {k: v for k, v in {**flags, **limits}.items()
+                   if v is not None and k not in ("out", "budget", "max_seconds", "workers", "executor")}
         if changed:
             raise NasforgeError(f"resume: {next(iter(changed))} is fixed by the run being resumed (allowed: budget, max_seconds, workers, executor)")
         run_config = load_config(out_dir, budget=budget, max_seconds=max_seconds, workers=workers, executor=executor)
     elif config is not None:
-        run_config = RunConfig.from_yaml(config, **flags)
+        run_config = RunConfig.from_yaml(config, **flags, constraints=limits or None)
     else:
-        run_config = RunConfig.from_mapping({k: v for k, v in flags.items() if v is not None})
+        run_config = RunConfig.from_mapping({k: v for k, v in flags.items() if v is not None} | {"constraints": limits})
     outcome = run_search(run_config, resume=resume, progress=True)
     failed = sum(t.status == "failed" for t in outcome.trials)
-    out.print(f"{len(outcome.trials)} trials ({failed} failed) in {outcome.run_dir}")
+    out.print(f"{len(outcome.trials)} trials ({failed} failed{_rejected(outcome.rejected)}) in {outcome.run_dir}")
     if outcome.best is None:
         out.print("no trial succeeded: see trials.csv for the errors")
         raise typer.Exit(1)
@@ -90,6 +96,7 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     config = load_config(run_dir)
     store = Store(Path(run_dir) / DATABASE, space=config.space)
     trials = store.trials()
+    rejected = store.get_meta("rejected", 0)
     store.close()
     objective = Objective(config.objective)
     scored = sorted((t for t in trials if t.result and objective.score(t.result) is not None),
@@ -97,8 +104,8 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     shown = scored[:top]
     columns = [c for c in ("val_acc", "test_acc", "params", "flops", "latency_ms") if any(c in t.result.metrics for t in shown)]
     with_fidelity = any(t.fidelity is not None for t in shown)
-    table = Table(title=f"{run_dir}: {len(trials)} trials, {sum(t.status == 'failed' for t in trials)} failed, "
-                        f"{config.space} / {config.strategy} / {config.estimator}")
+    table = Table(title=f"{run_dir}: {len(trials)} trials, {sum(t.status == 'failed' for t in trials)} failed"
+                        f"{_rejected(rejected)}, {config.space} / {config.strategy} / {config.estimator}")
     for name in ("trial", *columns, "seconds", *(["fidelity"] if with_fidelity else []), "arch"):
         table.add_column(name, overflow="fold")
     for t in shown:
@@ -152,6 +159,11 @@ def describe(space: str = typer.Option(..., help="Search space name."),
     print(json.dumps({"space": space, "key": the_arch.key, "input_shape": list(shape), "num_classes": num_classes, **costs}))
 
 
+def _rejected(count: int) -> str:
+    """The summary's note of candidates the constraints rejected before evaluation (none: nothing)."""
+    return f", {count} infeasible rejected" if count else ""
+
+
 def _read_arch(text: str) -> Any:
     """JSON text, a file holding it, or a bare string (NAS-Bench-201's arch strings need no quotes)."""
     path = Path(text)
@@ -176,12 +188,14 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 def _data_shape(config: Any, input_shape: str | None, num_classes: int | None) -> tuple[tuple[int, ...], int]:
+    from nasforge.runner.search import TABLE_INPUT
+
     if config.estimator == "train" and (input_shape is None or num_classes is None):
         from nasforge.data import load_dataset
 
         data = load_dataset(config.dataset, seed=config.seed)
         return (_parse_shape(input_shape) if input_shape else data.input_shape), num_classes or data.num_classes
-    return _parse_shape(input_shape or "3,32,32"), num_classes or 10
+    return (_parse_shape(input_shape) if input_shape else TABLE_INPUT[0]), num_classes or TABLE_INPUT[1]
 
 
 #: click's UsageError, whether typer vendors click or uses it (typer exposes only its subclass)

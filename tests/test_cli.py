@@ -134,3 +134,32 @@ def test_bad_input_through_the_real_command_has_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr == "error: budget: must be a whole number >= 0, got -1\n"
+
+
+def test_constrained_search_keeps_the_limit_and_resumes_with_it(nb201_table, tmp_path, capsys):
+    from nasforge.hardware import count_params
+    from nasforge.runner.search import load_config
+    from nasforge.spaces import create_space
+
+    run, limit = tmp_path / "run", 500_000
+    assert run_cli("search", "--space", "nb201", "--estimator", "tabular", "--table", nb201_table,
+                   "--strategy", "random", "--budget", "12", "--seed", "0", "--max-params", limit, "--out", run) == 0
+    assert "infeasible rejected" in capsys.readouterr().out
+    assert load_config(run).constraints == {"max_params": limit}
+    assert run_cli("search", "--out", run, "--resume", "--max-params", "1000000") == 2
+    assert capsys.readouterr().err.startswith("error: resume: max_params is fixed by the run being resumed")
+    assert run_cli("search", "--out", run, "--resume", "--budget", "16") == 0  # the stored limit holds on
+    assert run_cli("show", run) == 0 and "infeasible rejected" in capsys.readouterr().out
+    space = create_space("nb201")
+    keys = [r["key"] for r in csv.DictReader((run / "trials.csv").open())]
+    assert len(keys) == 16 and all(count_params(space.build(space.validate(k), (3, 32, 32), 10)) <= limit for k in keys)
+
+
+@pytest.mark.parametrize("flag, value, message", [("--max-params", "-1", "max_params: must be > 0, got -1"),
+                                                  ("--max-flops", "0", "max_flops: must be > 0, got 0.0"),
+                                                  ("--max-latency-ms", "x", "Invalid value for '--max-latency-ms'")])
+def test_bad_limit_is_one_line_with_exit_code_2(flag, value, message, tmp_path, capsys):
+    assert run_cli("search", flag, value, "--out", tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "run").exists()

@@ -11,6 +11,7 @@ import yaml
 
 from nasforge.errors import NasforgeError
 from nasforge.runner.executors import EXECUTORS
+from nasforge.strategies.constrained import Constraints
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class RunConfig:
     dataset: str = "digits"
     table: str | None = None
     objective: str = "val_acc"
+    constraints: dict[str, Any] = field(default_factory=dict)  # max_params, max_flops, max_latency_ms
     budget: int | None = 20            # trials (a failed trial counts)
     max_seconds: float | None = None   # wall-clock budget of one invocation
     epochs: int | None = None          # fidelity of the training estimator; None = its default
@@ -55,6 +57,7 @@ class RunConfig:
         for name in ("space_options", "strategy_options", "estimator_options"):
             if not isinstance(getattr(self, name), dict):
                 raise NasforgeError(f"{name}: must be a mapping of option names to values")
+        Constraints.from_mapping(self.constraints)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> "RunConfig":
@@ -72,7 +75,7 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> "RunConfig":
-        """A config from a YAML file; `overrides` (non-None) win over the file's fields."""
+        """A config from a YAML file; `overrides` (non-None) win over the file's fields, key by key for mappings."""
         path = Path(path)
         if not path.is_file():
             raise NasforgeError(f"config: no such file '{path}'")
@@ -82,7 +85,11 @@ class RunConfig:
             raise NasforgeError(f"config: {path} is not valid YAML ({str(error).splitlines()[0]})") from None
         if not isinstance(values, dict):
             raise NasforgeError(f"config: {path} must hold a mapping of fields")
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        for name, value in overrides.items():
+            if isinstance(value, dict) and isinstance(values.get(name), dict):
+                value = {**values[name], **value}  # e.g. --max-params replaces one limit, not all of them
+            if value is not None:
+                values[name] = value
         return cls.from_mapping(values)
 
     def to_dict(self) -> dict[str, Any]:

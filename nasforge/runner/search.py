@@ -18,6 +18,11 @@ from nasforge.runner.store import Store, Trial
 from nasforge.spaces import create_space
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies import create_strategy
+from nasforge.strategies.base import Strategy
+from nasforge.strategies.constrained import Constrained, Constraints, model_cost_function
+
+#: what NAS-Bench-201-style tables were measured on (CIFAR-10): the input a table's networks are built for
+TABLE_INPUT: tuple[tuple[int, ...], int] = ((3, 32, 32), 10)
 
 
 def _training(config: RunConfig, space: SearchSpace) -> Estimator:
@@ -44,11 +49,31 @@ ESTIMATORS.register("tabular", "nasforge.estimators.tabular:TabularEstimator")
 _FROM_CONFIG: dict[str, Callable[[RunConfig, SearchSpace], Estimator]] = {"train": _training, "tabular": _tabular}
 
 
+def network_input(estimator: Estimator) -> tuple[tuple[int, ...], int]:
+    """(input shape, class count) the run's networks are built for: the training data's, else `TABLE_INPUT`."""
+    from nasforge.estimators.training import TrainingEstimator
+
+    if isinstance(estimator, TrainingEstimator):
+        return estimator.data.input_shape, estimator.data.num_classes
+    return TABLE_INPUT
+
+
+def _constrained(strategy: Strategy, config: RunConfig, estimator: Estimator) -> Strategy:
+    """`strategy`, wrapped to reject candidates that break the config's limits (as it is without any)."""
+    constraints = Constraints.from_mapping(config.constraints)
+    if not constraints.limits:
+        return strategy
+    input_shape, num_classes = network_input(estimator)
+    costs = model_cost_function(strategy.space, input_shape, num_classes, constraints)
+    return Constrained(strategy, constraints, costs)
+
+
 @dataclass(frozen=True)
 class SearchOutcome:
     run_dir: Path
     trials: list[Trial]
     best: Trial | None
+    rejected: int = 0  # candidates rejected by the constraints before evaluation (not trials)
 
 
 def load_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
@@ -77,6 +102,7 @@ def run_search(config: RunConfig, *, resume: bool = False, progress: bool = Fals
     objective = Objective(config.objective)
     strategy = create_strategy(config.strategy, space, objective=objective, seed=config.seed, **config.strategy_options)
     estimator = _FROM_CONFIG[config.estimator](config, space)
+    strategy = _constrained(strategy, config, estimator)
     executor = create_executor(config.executor, estimator, workers=config.workers, timeout=config.trial_timeout)
     run_dir.mkdir(parents=True, exist_ok=True)
     store = Store(run_dir / DATABASE, space=space.name)
@@ -85,9 +111,11 @@ def run_search(config: RunConfig, *, resume: bool = False, progress: bool = Fals
     runner = Runner(strategy=strategy, executor=executor, store=store, budget=config.budget,
                     max_seconds=config.max_seconds, fidelity=fidelity, progress=progress)
     try:
-        trials = runner.run()
+        runner.run()
     finally:
         trials = store.trials()
         best = write_outputs(run_dir, trials, objective)
+        rejected = strategy.rejected if isinstance(strategy, Constrained) else 0
+        store.set_meta("rejected", rejected)  # for `nasforge show` and reports, which read the store only
         store.close()
-    return SearchOutcome(run_dir, trials, best)
+    return SearchOutcome(run_dir, trials, best, rejected)
