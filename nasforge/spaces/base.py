@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch.nn as nn
@@ -95,3 +95,28 @@ class Encodable(ABC):
     @abstractmethod
     def encode(self, arch: Arch) -> np.ndarray:
         """A 1-D float vector of the same length for every architecture of the space."""
+
+
+class PathEncodable(ABC):
+    """A cell space with the path encoding of BANANAS (White, Neiswanger & Savani, 2021, "BANANAS:
+    Bayesian Optimization with Neural Architectures for Neural Architecture Search"): one 0/1 feature
+    per sequence of ops along an input-to-output path of the cell. Cells that compute the same
+    function through different wirings (isomorphisms, dead edges) encode alike, which is what makes
+    predictors trained on it more accurate than on the one-hot decisions.
+    """
+
+    @abstractmethod
+    def path_encode(self, arch: Arch) -> np.ndarray:
+        """A 1-D 0/1 float vector of the same length for every architecture of the space."""
+
+
+def path_feature(ops: Sequence[int], num_ops: int) -> int:
+    """The feature index of a path, given as op indices (0 .. num_ops - 1), among all paths of 1, 2, ...
+    ops: shorter paths first, paths of one length in lexicographic order, so that the features of the
+    paths of up to L ops are the first num_ops + ... + num_ops**L (the truncation of BANANAS).
+
+    >>> path_feature([2], 4), path_feature([0, 0], 4), path_feature([1, 3], 4)
+    (2, 4, 11)
+    """
+    offset = sum(num_ops ** length for length in range(1, len(ops)))
+    return offset + sum(op * num_ops ** power for power, op in enumerate(reversed(ops)))

@@ -20,6 +20,14 @@ in ascending order so that each sampled network has exactly one key. `size` coun
 DARTS' 8 ops; the ~1e18 usually quoted is the same count over the 7 ops other than `none`
 ((180 * 7^8)^2 ~ 1.08e18).
 
+`path_encode` is the truncated path encoding of BANANAS (White et al., 2021, section 4): every
+intermediate node is part of the output, so each path from a cell input to a node is an
+input-to-output path; each sets the feature of its op sequence, in one block per cell type and cell
+input (normal/input 0, normal/input 1, reduce/input 0, reduce/input 1). Paths through `none` carry
+nothing and get no feature. The full encoding (paths of up to 4 ops) has 4 * (7 + ... + 7^4) = 11,200
+features, almost all of them for rare long paths; as in the paper it is truncated, here to paths of
+up to `PATH_MAX_OPS` = 3 ops: 4 * (7 + 49 + 343) = 1,596 features.
+
 `build` gives the DARTS evaluation network (`NetworkCIFAR` of the reference code) for any input shape.
 """
 
@@ -33,7 +41,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch
+from nasforge.spaces.base import Arch, PathEncodable, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
@@ -48,6 +56,11 @@ NODES = 4
 CONCAT = [2, 3, 4, 5]
 CELL_TYPES = ("normal", "reduce")
 FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
+
+PATH_OPS: tuple[str, ...] = tuple(op for op in DARTS_OPS if op != "none")
+"""The ops a path feature is made of: a path through `none` carries nothing and gets no feature."""
+PATH_MAX_OPS = 3  # the truncation: longer paths (at most 4 ops) get no feature
+PATH_BLOCK = sum(len(PATH_OPS) ** length for length in range(1, PATH_MAX_OPS + 1))  # 7 + 49 + 343 = 399
 
 # op name -> module(channels, stride): DARTS' OPS dict (operations.py) for the evaluation network,
 # affine BN, pools without BN.
@@ -93,7 +106,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class DartsSpace(ChoiceSpace):
+class DartsSpace(ChoiceSpace, PathEncodable):
     """DARTS' cell space and its evaluation network: `channels` initial channels (C), `cells` cells
     (layers), a stem of `stem_multiplier` * C channels, and optionally the auxiliary tower.
 
@@ -175,6 +188,24 @@ class DartsSpace(ChoiceSpace):
             if not isinstance(concat, (list, tuple, range)) or list(concat) != CONCAT:
                 raise NasforgeError(f"arch.{cell}_concat: must be {CONCAT} (the 4 nodes), got {concat!r}")
         return self.decode([d for cell in CELL_TYPES for d in _pair_decisions(cell, value[cell])])
+
+    def path_encode(self, arch: Arch) -> np.ndarray:
+        """1,596 features: per cell type and cell input, the op sequences (1 to 3 ops, none `none`) of its live paths."""
+        value = self.check(arch).value
+        code = np.zeros(len(CELL_TYPES) * 2 * PATH_BLOCK, dtype=np.float32)
+        for t, cell in enumerate(CELL_TYPES):
+            # state -> the (cell input, op indices) of the paths reaching it; states 0, 1 are the inputs
+            paths: list[list[tuple[int, tuple[int, ...]]]] = [[(0, ())], [(1, ())]]
+            for node in range(NODES):
+                reaching = []
+                for op, node_input in value[cell][2 * node : 2 * node + 2]:
+                    if op != "none":
+                        reaching += [(start, (*ops, PATH_OPS.index(op))) for start, ops in paths[node_input]
+                                     if len(ops) < PATH_MAX_OPS]
+                paths.append(reaching)
+            for start, ops in (path for state in paths[2:] for path in state):
+                code[(2 * t + start) * PATH_BLOCK + path_feature(ops, len(PATH_OPS))] = 1.0
+        return code
 
     def build(self, arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> DartsNetwork:
         value = self.check(arch).value

@@ -10,6 +10,12 @@ JSON form: the benchmark's own arch string, one `|op~source|` group per node, no
 
 and the `Arch` key is that string, so keys are the `arch` column of NAS-Bench-201 tables.
 
+`path_encode` is the path encoding of BANANAS: the input (node 0) reaches the output (node 3) along
+4 routes (0-3, 0-1-3, 0-2-3, 0-1-2-3), and each route whose ops are all other than `none` sets the
+feature of its op sequence. `none` zeroes whatever flows through it, so paths through it get no
+features: 4 + 4^2 + 4^3 = 84 features (not 155), and every cell whose output is cut off from its
+input (the all-`none` cell among them) encodes as zeros.
+
 `build` gives the network the benchmark trained (the reference `TinyNetwork`): stem, three stages of
 `cells_per_stage` cells at C, 2C, 4C channels joined by residual reduction blocks, BN-ReLU, global
 average pooling, linear. With C=16, N=5, 32x32x3 inputs and 10 classes the all-nor_conv_3x3 cell
@@ -22,15 +28,16 @@ import operator
 from functools import reduce
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch
+from nasforge.spaces.base import Arch, PathEncodable, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import ReLUConvBN, Zero
 
-__all__ = ["EDGES", "NB201_OPS", "NB201Network", "NB201Space", "format_arch", "parse_arch"]
+__all__ = ["EDGES", "NB201_OPS", "PATH_OPS", "ROUTES", "NB201Network", "NB201Space", "format_arch", "parse_arch"]
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """The candidate ops, in the benchmark's order (`NAS_BENCH_201` in the reference code)."""
@@ -39,6 +46,22 @@ EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3
 """(target, source) node pairs, in the order the arch string lists them."""
 
 NODES = 4
+
+
+def _routes(source: int) -> list[tuple[int, ...]]:
+    """Every route from node `source` to the output node, as indices into `EDGES`."""
+    if source == NODES - 1:
+        return [()]
+    return [(k, *rest) for k, (target, start) in enumerate(EDGES) if start == source for rest in _routes(target)]
+
+
+ROUTES: tuple[tuple[int, ...], ...] = tuple(_routes(0))
+"""The input-to-output routes of the cell (edge indices), for the path encoding."""
+
+PATH_OPS: tuple[str, ...] = tuple(op for op in NB201_OPS if op != "none")
+"""The ops a path feature is made of: a path through `none` carries nothing and gets no feature."""
+
+PATH_FEATURES = sum(len(PATH_OPS) ** length for length in range(1, NODES))  # 4 + 16 + 64 = 84
 
 # op name -> module on `c` channels; every cell edge keeps channels and resolution (stride 1).
 OP_FACTORIES: dict[str, Callable[[int], nn.Module]] = {
@@ -92,7 +115,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class NB201Space(ChoiceSpace):
+class NB201Space(ChoiceSpace, PathEncodable):
     """NAS-Bench-201's cells in its evaluation network of `channels` (C) initial channels and
     `cells_per_stage` (N) cells per stage; the benchmark uses C=16, N=5.
 
@@ -122,6 +145,16 @@ class NB201Space(ChoiceSpace):
 
     def validate(self, value: Any) -> Arch:
         return Arch.of(self.name, format_arch(parse_arch(value)))
+
+    def path_encode(self, arch: Arch) -> np.ndarray:
+        """84 features, one per op sequence (1 to 3 ops, none of them `none`) of a live input-to-output path."""
+        ops = parse_arch(self.check(arch).value)
+        code = np.zeros(PATH_FEATURES, dtype=np.float32)
+        for route in ROUTES:
+            path = [ops[k] for k in route]
+            if "none" not in path:
+                code[path_feature([PATH_OPS.index(op) for op in path], len(PATH_OPS))] = 1.0
+        return code
 
     def build(self, arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> NB201Network:
         ops = parse_arch(self.check(arch).value)
