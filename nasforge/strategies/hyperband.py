@@ -234,7 +234,7 @@ class Hyperband(SuccessiveHalving):
 class BOHB(Hyperband):
     """Hyperband whose brackets start from a model-based proposer's architectures (Falkner et al., 2018)."""
 
-    default_proposer = "evolution"  # stand-in until the predictor-guided "bananas" strategy lands
+    default_proposer = "bananas"
 
 
 def _number(value: Any) -> bool:
