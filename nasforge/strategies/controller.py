@@ -24,6 +24,7 @@ from nasforge.objective import Objective
 from nasforge.spaces.base import Arch, SearchSpace
 from nasforge.spaces.choices import ChoiceSpace
 from nasforge.strategies.base import Strategy, require
+from nasforge.threads import torch_threads
 
 
 _TORCH_STATE = ("controller", "optimizer", "generator")  # saved through their own state, as numpy arrays
@@ -111,7 +112,8 @@ class PolicyGradientStrategy(Strategy):
         self.worst: float | None = None
 
     def ask(self) -> Arch:
-        decisions, log_prob = self.controller.sample(self.generator)
+        with torch_threads(1):  # a few hundred weights: one thread is fastest, and on shared cores by far
+            decisions, log_prob = self.controller.sample(self.generator)
         arch = self.space.decode(decisions)
         self.asked.setdefault(arch.key, []).append((decisions, log_prob))
         return arch
@@ -147,8 +149,9 @@ class PolicyGradientStrategy(Strategy):
             advantages /= scale
         for reward in rewards:
             self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * float(reward)
-        self.update(torch.tensor(decisions), torch.tensor(log_probs, dtype=torch.float32),
-                    torch.tensor(advantages, dtype=torch.float32))
+        with torch_threads(1):
+            self.update(torch.tensor(decisions), torch.tensor(log_probs, dtype=torch.float32),
+                        torch.tensor(advantages, dtype=torch.float32))
 
     @abstractmethod
     def update(self, decisions: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor) -> None:

@@ -14,13 +14,13 @@ independent of the data size, a few tens of milliseconds.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from nasforge.errors import NasforgeError
+from nasforge.threads import torch_threads
 
 
 BOOTSTRAP = False
@@ -85,7 +85,7 @@ class MLPEnsemble:
         else:
             weights = torch.ones(self.members, len(target))
         beta1, beta2 = 0.9, 0.999
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             for step in range(1, steps + 1):
                 params = [p.view(shape) for p, shape in zip(flat.split(sizes), shapes)]
                 loss = ((self._forward(params, x_t) + prior - target).abs() * weights).mean()
@@ -126,7 +126,7 @@ class MLPEnsemble:
         x_t = _inputs(x)
         shapes, sizes = self._shapes(x_t.shape[1])
         params = [p.view(shape) for p, shape in zip(self._flat.split(sizes), shapes)]
-        with _threads(self.threads), torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             out = (self._forward(params, x_t) + self._prior(x_t)) * self._y_std + self._y_mean
         return out.mean(0).numpy().astype(np.float64), out.std(0, unbiased=False).numpy().astype(np.float64)
 
@@ -146,16 +146,3 @@ def _inputs(x: np.ndarray) -> torch.Tensor:
     if x_t.ndim != 2:
         raise NasforgeError(f"x: expected a 2-D array (architectures, features), got shape {tuple(x_t.shape)}")
     return x_t
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    """`count` intra-op threads inside the block, the previous number restored afterwards."""
-    previous = torch.get_num_threads()
-    if previous != count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if previous != count:
-            torch.set_num_threads(previous)
