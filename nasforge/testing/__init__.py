@@ -6,6 +6,6 @@ Call them from your own tests for a space or strategy you add:
 >>> check_space(my_space, input_shape=(1, 8, 8))  # doctest: +SKIP
 """
 
-from nasforge.testing.conformance import check_space, check_strategy
+from nasforge.testing.conformance import check_space, check_strategy, drive
 
-__all__ = ["check_space", "check_strategy"]
+__all__ = ["check_space", "check_strategy", "drive"]

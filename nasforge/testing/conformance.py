@@ -56,6 +56,16 @@ def check_space(space: SearchSpace, *, input_shape: tuple[int, ...] = (3, 16, 16
         out.sum().backward()
 
 
+def drive(strategy: Strategy, estimator: Estimator, n: int) -> list[Arch]:
+    """Ask, evaluate (at the fidelity the strategy chose) and tell `n` times, as the runner does; the archs asked."""
+    asked = []
+    for _ in range(n):
+        arch, fidelity = strategy.ask_trial()
+        asked.append(arch)
+        strategy.tell(arch, estimator.evaluate(arch, fidelity))
+    return asked
+
+
 def check_strategy(make: Callable[[int], Strategy], estimator: Estimator, *, queries: int = 30) -> None:
     """Seeded, resumable through `state_dict` (pickled), and asynchronous (asks before tells, told out of order).
 

@@ -16,15 +16,7 @@ from nasforge.spaces.base import Arch
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.strategies.bananas import Bananas
 from nasforge.strategies.random import RandomSearch
-
-
-def _drive(strategy, table, n):
-    asked = []
-    for _ in range(n):
-        arch = strategy.ask()
-        asked.append(arch)
-        strategy.tell(arch, table.evaluate(arch))
-    return asked
+from nasforge.testing import drive
 
 
 def _val(table, archs):
@@ -40,7 +32,7 @@ def test_beats_random_search_on_nb201(nb201):
     space, table = nb201
 
     def mean_best(make):
-        return np.mean([max(_val(table, _drive(make(seed), table, 40))) for seed in range(3)])
+        return np.mean([max(_val(table, drive(make(seed), table, 40))) for seed in range(3)])
 
     # measured, best val_acc after 40 queries, seeds 0-2: bananas 84.0, random search 82.0
     assert mean_best(lambda s: Bananas(space, seed=s)) > mean_best(lambda s: RandomSearch(space, seed=s)) + 1.0
@@ -53,10 +45,10 @@ def test_warm_start_changes_and_improves_the_first_proposals(nb201):
     warm = [(arch, table.evaluate(arch).metrics["val_acc"]) for arch in (space.sample(rng) for _ in range(200))]
     cold_firsts, warm_firsts = [], []
     for seed in range(3):
-        cold = _drive(Bananas(space, seed=seed), table, 10)
+        cold = drive(Bananas(space, seed=seed), table, 10)
         strategy = Bananas(space, seed=seed, warm_start=warm)
         assert strategy.scores == {} and strategy.observed == []  # warm-start pairs are no evaluations
-        warmed = _drive(strategy, table, 10)
+        warmed = drive(strategy, table, 10)
         assert warmed != cold
         cold_firsts += _val(table, cold)
         warm_firsts += _val(table, warmed)
@@ -67,8 +59,8 @@ def test_warm_start_changes_and_improves_the_first_proposals(nb201):
 
 def test_same_seed_same_trials_other_seed_others(grid_space, grid_table):
     table = TabularEstimator(grid_table)
-    assert _drive(Bananas(grid_space, seed=3), table, 20) == _drive(Bananas(grid_space, seed=3), table, 20)
-    assert _drive(Bananas(grid_space, seed=3), table, 20) != _drive(Bananas(grid_space, seed=4), table, 20)
+    assert drive(Bananas(grid_space, seed=3), table, 20) == drive(Bananas(grid_space, seed=3), table, 20)
+    assert drive(Bananas(grid_space, seed=3), table, 20) != drive(Bananas(grid_space, seed=4), table, 20)
 
 
 @pytest.fixture
@@ -95,7 +87,7 @@ def test_never_proposes_an_architecture_twice_and_says_when_the_space_is_used_up
 def test_asks_before_tells_take_the_next_ranked_candidates(grid_space, grid_table):
     table = TabularEstimator(grid_table)
     strategy = Bananas(grid_space, seed=1, initial=5)
-    _drive(strategy, table, 8)
+    drive(strategy, table, 8)
     out = [strategy.ask() for _ in range(4)]  # one fit, its four best candidates
     assert len({a.key for a in out}) == 4
     assert not {a.key for a in out} & set(strategy.scores)
@@ -115,7 +107,7 @@ def test_failed_results_are_not_learned_from_nor_retried(grid_space):
                                      {"encoding": "onehot"}])
 def test_each_predictor_acquisition_and_encoding_climbs_the_grid(grid_space, grid_table, options):
     table = TabularEstimator(grid_table)
-    best = max(_val(table, _drive(Bananas(grid_space, seed=0, initial=5, **options), table, 25)))
+    best = max(_val(table, drive(Bananas(grid_space, seed=0, initial=5, **options), table, 25)))
     assert best >= 110  # the optimum is 120; random search's mean best after 25 queries is about 100
 
 

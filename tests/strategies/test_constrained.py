@@ -22,7 +22,11 @@ from nasforge.runner.search import TABLE_INPUT, network_input
 from nasforge.runner.store import Store
 from nasforge.spaces import create_space
 from nasforge.strategies import create_strategy, list_strategies
-from nasforge.strategies.constrained import Constrained, Constraints, model_cost_function
+from nasforge.strategies.constrained import (
+    Constrained,
+    Constraints,
+    model_cost_function,
+)
 from nasforge.strategies.evolution import RegularizedEvolution
 from nasforge.strategies.random import RandomSearch
 from nasforge.testing import check_strategy

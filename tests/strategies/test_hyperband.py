@@ -21,7 +21,12 @@ from nasforge.runner.search import run_search
 from nasforge.runner.store import Store
 from nasforge.strategies import create_strategy
 from nasforge.strategies.evolution import RegularizedEvolution
-from nasforge.strategies.hyperband import BOHB, Hyperband, SuccessiveHalving, hyperband_brackets
+from nasforge.strategies.hyperband import (
+    BOHB,
+    Hyperband,
+    SuccessiveHalving,
+    hyperband_brackets,
+)
 
 WIDTHS = [8, 16, 32, 64]
 

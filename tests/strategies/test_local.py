@@ -13,15 +13,7 @@ from nasforge.estimators.base import Result
 from nasforge.estimators.tabular import TabularEstimator
 from nasforge.strategies.local import LocalSearch
 from nasforge.strategies.random import RandomSearch
-
-
-def _drive(strategy, table, n):
-    asked = []
-    for _ in range(n):
-        arch = strategy.ask()
-        asked.append(arch)
-        strategy.tell(arch, table.evaluate(arch))
-    return asked
+from nasforge.testing import drive
 
 
 @pytest.fixture
@@ -40,7 +32,7 @@ def flat_table(grid_space, tmp_path):
 def test_reaches_the_optimum_of_the_smooth_grid(grid_space, grid_table, improvement):
     table = TabularEstimator(grid_table)
     for seed in range(5):
-        asked = _drive(LocalSearch(grid_space, seed=seed, improvement=improvement), table, 40)
+        asked = drive(LocalSearch(grid_space, seed=seed, improvement=improvement), table, 40)
         # both variants reach 120 (all digits 3) within 40 queries on every seed; random search does on
         # one of these five seeds (measured: 100, 120, 110, 110, 100)
         assert max(table.evaluate(a).metrics["val_acc"] for a in asked) == 120.0
@@ -50,7 +42,7 @@ def test_beats_random_search(grid_space, grid_table):
     table = TabularEstimator(grid_table)
 
     def mean_best(make):
-        return sum(max(table.evaluate(a).metrics["val_acc"] for a in _drive(make(s), table, 20)) for s in range(10)) / 10
+        return sum(max(table.evaluate(a).metrics["val_acc"] for a in drive(make(s), table, 20)) for s in range(10)) / 10
 
     # measured after 20 queries, seeds 0-9: local search 119, random search 103
     assert mean_best(lambda s: LocalSearch(grid_space, seed=s)) >= mean_best(lambda s: RandomSearch(grid_space, seed=s)) + 10
@@ -63,12 +55,12 @@ def test_first_improvement_moves_at_once_best_improvement_after_the_neighbourhoo
     def val(arch):
         return score.setdefault(arch.key, table.evaluate(arch).metrics["val_acc"])
 
-    first = _drive(LocalSearch(grid_space, seed=1, improvement="first"), table, 14)
+    first = drive(LocalSearch(grid_space, seed=1, improvement="first"), table, 14)
     k = next(i for i, a in enumerate(first[1:], 1) if val(a) > val(first[0]))  # the first better neighbour
     assert all(a in grid_space.neighbors(first[0]) for a in first[1:k + 1])
     assert first[k + 1] in grid_space.neighbors(first[k])  # the climb moved there at once
 
-    best = _drive(LocalSearch(grid_space, seed=1, improvement="best"), table, 14)
+    best = drive(LocalSearch(grid_space, seed=1, improvement="best"), table, 14)
     neighbourhood = grid_space.neighbors(best[0])
     assert sorted(a.key for a in best[1:13]) == sorted(a.key for a in neighbourhood)  # all 12, in a shuffled order
     top = max(val(a) for a in neighbourhood)
@@ -77,7 +69,7 @@ def test_first_improvement_moves_at_once_best_improvement_after_the_neighbourhoo
 
 
 def test_a_local_optimum_is_fully_explored_then_left_for_a_random_restart(grid_space, flat_table):
-    asked = _drive(LocalSearch(grid_space, seed=0), flat_table, 30)
+    asked = drive(LocalSearch(grid_space, seed=0), flat_table, 30)
     start, neighbourhood = asked[0], grid_space.neighbors(asked[0])
     assert sorted(a.key for a in asked[1:13]) == sorted(a.key for a in neighbourhood)
     restart = asked[13]
@@ -90,7 +82,7 @@ def test_a_local_optimum_is_fully_explored_then_left_for_a_random_restart(grid_s
 def test_never_asks_an_architecture_twice_and_says_when_the_space_is_used_up(grid_space, grid_table):
     table = TabularEstimator(grid_table)
     strategy = LocalSearch(grid_space, seed=0)
-    asked = _drive(strategy, table, grid_space.size)
+    asked = drive(strategy, table, grid_space.size)
     assert len({a.key for a in asked}) == grid_space.size
     with pytest.raises(NasforgeError, match="every architecture"):
         strategy.ask()
@@ -98,21 +90,21 @@ def test_never_asks_an_architecture_twice_and_says_when_the_space_is_used_up(gri
 
 def test_same_seed_same_trials_other_seed_others(grid_space, grid_table):
     table = TabularEstimator(grid_table)
-    assert _drive(LocalSearch(grid_space, seed=3), table, 40) == _drive(LocalSearch(grid_space, seed=3), table, 40)
-    assert _drive(LocalSearch(grid_space, seed=3), table, 40) != _drive(LocalSearch(grid_space, seed=4), table, 40)
+    assert drive(LocalSearch(grid_space, seed=3), table, 40) == drive(LocalSearch(grid_space, seed=3), table, 40)
+    assert drive(LocalSearch(grid_space, seed=3), table, 40) != drive(LocalSearch(grid_space, seed=4), table, 40)
 
 
 def test_state_round_trip_with_trials_out_continues_identically(grid_space, grid_table):
     table = TabularEstimator(grid_table)
     original = LocalSearch(grid_space, seed=7, improvement="best")
-    _drive(original, table, 9)
+    drive(original, table, 9)
     out = [original.ask() for _ in range(3)]
     copy = LocalSearch(grid_space, seed=99)
     copy.load_state_dict(pickle.loads(pickle.dumps(original.state_dict())))
     for strategy in (original, copy):
         for arch in reversed(out):
             strategy.tell(arch, table.evaluate(arch))
-    assert _drive(original, table, 30) == _drive(copy, table, 30)
+    assert drive(original, table, 30) == drive(copy, table, 30)
 
 
 def test_asynchronous_asks_are_distinct_and_out_of_order_tells_work(grid_space, grid_table):
@@ -125,7 +117,7 @@ def test_asynchronous_asks_are_distinct_and_out_of_order_tells_work(grid_space, 
     assert all(a in grid_space.neighbors(first) for a in out)
     for arch in (out[2], out[0], out[1]):
         strategy.tell(arch, table.evaluate(arch))
-    asked = [first, *out, *_drive(strategy, table, 40)]
+    asked = [first, *out, *drive(strategy, table, 40)]
     assert len({a.key for a in asked}) == len(asked)
     assert max(table.evaluate(a).metrics["val_acc"] for a in asked) == 120.0
 

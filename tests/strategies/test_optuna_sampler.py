@@ -16,6 +16,7 @@ from nasforge.estimators.tabular import TabularEstimator
 from nasforge.strategies import list_strategies
 from nasforge.strategies.optuna_sampler import SAMPLERS, OptunaStrategy
 from nasforge.strategies.random import RandomSearch
+from nasforge.testing import drive
 
 # GP needs 10 startup trials before its model is used, and ~0.1 s a trial after: keep its runs short
 QUERIES = {"gp": 14}
@@ -29,21 +30,13 @@ def quiet_optuna():
     optuna.logging.set_verbosity(verbosity)
 
 
-def _drive(strategy, table, n):
-    asked = []
-    for _ in range(n):
-        arch = strategy.ask()
-        asked.append(arch)
-        strategy.tell(arch, table.evaluate(arch))
-    return asked
-
 
 @pytest.mark.parametrize("sampler", ["tpe", "cmaes"])
 def test_beats_random_search(sampler, grid_space, grid_table):
     table = TabularEstimator(grid_table)
 
     def mean_best(make):
-        return np.mean([max(table.evaluate(a).metrics["val_acc"] for a in _drive(make(s), table, 60)) for s in range(8)])
+        return np.mean([max(table.evaluate(a).metrics["val_acc"] for a in drive(make(s), table, 60)) for s in range(8)])
 
     # measured after 60 queries, seeds 0-7: TPE 120 (the optimum on every seed), CMA-ES 115, random 111.25
     assert mean_best(lambda s: OptunaStrategy(grid_space, seed=s, sampler=sampler)) > \
@@ -59,7 +52,7 @@ def test_tpe_is_optunas_tpe_with_the_same_seed(grid_space, grid_table):
         arch = grid_space.decode([trial.suggest_categorical(c.name, list(range(len(c.options)))) for c in grid_space.choices])
         study.tell(trial, table.evaluate(arch).metrics["val_acc"])
         direct.append(arch)
-    assert _drive(OptunaStrategy(grid_space, seed=11), table, 20) == direct
+    assert drive(OptunaStrategy(grid_space, seed=11), table, 20) == direct
 
 
 @pytest.mark.parametrize("sampler", list(SAMPLERS))
@@ -67,25 +60,25 @@ def test_same_seed_same_trials_other_seed_others_global_rng_untouched(sampler, g
     table = TabularEstimator(grid_table)
     n = QUERIES.get(sampler, 30)
     torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
-    a = _drive(OptunaStrategy(grid_space, seed=3, sampler=sampler), table, n)
+    a = drive(OptunaStrategy(grid_space, seed=3, sampler=sampler), table, n)
     assert torch.equal(torch.random.get_rng_state(), torch_state)  # GP runs on torch
     assert np.array_equal(np.random.get_state()[1], numpy_state)
-    assert a == _drive(OptunaStrategy(grid_space, seed=3, sampler=sampler), table, n)
-    assert a != _drive(OptunaStrategy(grid_space, seed=4, sampler=sampler), table, n)
+    assert a == drive(OptunaStrategy(grid_space, seed=3, sampler=sampler), table, n)
+    assert a != drive(OptunaStrategy(grid_space, seed=4, sampler=sampler), table, n)
 
 
 @pytest.mark.parametrize("sampler", list(SAMPLERS))
 def test_pickled_study_with_trials_out_continues_identically(sampler, grid_space, grid_table):
     table = TabularEstimator(grid_table)
     original = OptunaStrategy(grid_space, seed=7, sampler=sampler)
-    _drive(original, table, QUERIES.get(sampler, 30) - 4)
+    drive(original, table, QUERIES.get(sampler, 30) - 4)
     out = [original.ask() for _ in range(3)]
     copy = OptunaStrategy(grid_space, seed=99, sampler=sampler)
     copy.load_state_dict(pickle.loads(pickle.dumps(original.state_dict())))
     for strategy in (original, copy):
         for arch in reversed(out):
             strategy.tell(arch, table.evaluate(arch))
-    assert _drive(original, table, 4) == _drive(copy, table, 4)
+    assert drive(original, table, 4) == drive(copy, table, 4)
 
 
 def test_out_of_order_failed_and_unasked_results_reach_the_study(grid_space, grid_table):

@@ -16,18 +16,11 @@ from nasforge.strategies.controller import Controller
 from nasforge.strategies.ppo import PPO, clipped_surrogate
 from nasforge.strategies.random import RandomSearch
 from nasforge.strategies.reinforce import Reinforce
+from nasforge.testing import drive
 
 STRATEGIES = [Reinforce, PPO]
 OPTIMUM = (3, 3, 3, 3)  # the grid table's best architecture: val_acc 120
 
-
-def _drive(strategy, table, n):
-    asked = []
-    for _ in range(n):
-        arch = strategy.ask()
-        asked.append(arch)
-        strategy.tell(arch, table.evaluate(arch))
-    return asked
 
 
 def _probability(strategy, decisions):
@@ -73,7 +66,7 @@ def test_the_best_architecture_grows_likelier(cls, grid_space, grid_table):
         strategy = cls(grid_space, seed=seed)
         before = _probability(strategy, OPTIMUM)
         assert before == pytest.approx(1 / 256, rel=0.5)  # a near-uniform start over 4^4 architectures
-        _drive(strategy, table, 60)
+        drive(strategy, table, 60)
         gains.append(_probability(strategy, OPTIMUM) / before)
     # measured after 60 queries, seeds 0-2: REINFORCE 7x, 63x, 117x; PPO 72x, 97x, 202x
     assert min(gains) > 3
@@ -85,7 +78,7 @@ def test_beats_random_search(cls, grid_space, grid_table):
     table = TabularEstimator(grid_table)
 
     def vals(make, seed):
-        return [table.evaluate(a).metrics["val_acc"] for a in _drive(make(seed), table, 60)]
+        return [table.evaluate(a).metrics["val_acc"] for a in drive(make(seed), table, 60)]
 
     learned = [vals(lambda s: cls(grid_space, seed=s), s) for s in range(8)]
     rand = [vals(lambda s: RandomSearch(grid_space, seed=s), s) for s in range(8)]
@@ -99,25 +92,25 @@ def test_beats_random_search(cls, grid_space, grid_table):
 def test_same_seed_same_trials_other_seed_others_global_rng_untouched(cls, grid_space, grid_table):
     table = TabularEstimator(grid_table)
     torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
-    a = _drive(cls(grid_space, seed=3), table, 30)
+    a = drive(cls(grid_space, seed=3), table, 30)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     assert np.array_equal(np.random.get_state()[1], numpy_state)
-    assert a == _drive(cls(grid_space, seed=3), table, 30)
-    assert a != _drive(cls(grid_space, seed=4), table, 30)
+    assert a == drive(cls(grid_space, seed=3), table, 30)
+    assert a != drive(cls(grid_space, seed=4), table, 30)
 
 
 @pytest.mark.parametrize("cls", STRATEGIES)
 def test_state_round_trip_mid_batch_with_trials_out_continues_identically(cls, grid_space, grid_table):
     table = TabularEstimator(grid_table)
     original = cls(grid_space, seed=7, batch_size=4)
-    _drive(original, table, 13)  # three updates done, one result waiting in the batch
+    drive(original, table, 13)  # three updates done, one result waiting in the batch
     out = [original.ask() for _ in range(3)]
     copy = cls(grid_space, seed=99, batch_size=4)
     copy.load_state_dict(pickle.loads(pickle.dumps(original.state_dict())))
     for strategy in (original, copy):
         for arch in reversed(out):
             strategy.tell(arch, table.evaluate(arch))
-    assert _drive(original, table, 20) == _drive(copy, table, 20)
+    assert drive(original, table, 20) == drive(copy, table, 20)
     for p, q in zip(original.controller.parameters(), copy.controller.parameters()):
         assert torch.equal(p, q)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -10,15 +9,7 @@ from nasforge import NasforgeError
 from nasforge.estimators.tabular import TabularEstimator
 from nasforge.strategies import create_strategy
 from nasforge.strategies.evolution import RegularizedEvolution
-
-
-def _drive(strategy, estimator, n):
-    asked = []
-    for _ in range(n):
-        arch = strategy.ask()
-        asked.append(arch)
-        strategy.tell(arch, estimator.evaluate(arch))
-    return asked
+from nasforge.testing import drive
 
 
 def test_evolution_beats_random_on_a_smooth_landscape(grid_space, grid_table):
@@ -26,7 +17,7 @@ def test_evolution_beats_random_on_a_smooth_landscape(grid_space, grid_table):
 
     def best_found(name, seed):
         strategy = create_strategy(name, grid_space, seed=seed, **({"population_size": 10, "sample_size": 3} if name == "evolution" else {}))
-        return max(table.evaluate(arch).metrics["val_acc"] for arch in _drive(strategy, table, 60))
+        return max(table.evaluate(arch).metrics["val_acc"] for arch in drive(strategy, table, 60))
 
     evo = np.mean([best_found("evolution", s) for s in range(10)])
     rnd = np.mean([best_found("random", s) for s in range(10)])
@@ -37,7 +28,7 @@ def test_evolution_beats_random_on_a_smooth_landscape(grid_space, grid_table):
 def test_evolution_population_ages_out_oldest(grid_space, grid_table):
     table = TabularEstimator(grid_table)
     evo = RegularizedEvolution(grid_space, seed=0, population_size=4, sample_size=2)
-    asked = _drive(evo, table, 10)
+    asked = drive(evo, table, 10)
     assert [a for a, _ in evo.population] == asked[-4:]
 
 
