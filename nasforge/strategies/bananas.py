@@ -27,7 +27,7 @@ from nasforge.estimators.base import Result
 from nasforge.estimators.predictors import GPPredictor, MLPEnsemble, Predictor
 from nasforge.objective import Objective
 from nasforge.spaces.base import Arch, Encodable, Mutable, PathEncodable, SearchSpace
-from nasforge.strategies.base import Strategy, require
+from nasforge.strategies.base import EvaluatesOnce, Strategy, require
 
 ENCODINGS = ("path", "onehot")
 PREDICTORS = ("ensemble", "gp")
@@ -35,10 +35,9 @@ ACQUISITIONS = ("ts", "ucb", "ei")
 PARENTS = 10  # the best architectures mutated into candidates (the paper's 10)
 UCB_BETA = 0.5  # UCB's weight on the standard deviation (the BANANAS code's explore factor)
 STEPS, REFIT_STEPS = 200, 50  # Adam steps of a first fit, and of a refit from the previous weights
-MAX_DRAWS = 10_000  # random draws to find an unseen architecture before declaring the space used up
 
 
-class Bananas(Strategy):
+class Bananas(EvaluatesOnce, Strategy):
     """Predictor-guided search over mutations of the best architectures; each is evaluated once.
 
     Options: `encoding` ("path" where the space is PathEncodable, else "onehot": `space.encode`),
@@ -139,20 +138,6 @@ class Bananas(Strategy):
     def _encode(self, archs: list[Arch]) -> np.ndarray:
         encode = self.space.path_encode if self.encoding == "path" else self.space.encode
         return np.stack([encode(arch) for arch in archs])
-
-    def _out(self, arch: Arch) -> Arch:
-        self.out.add(arch.key)
-        return arch
-
-    def _unseen(self) -> Arch:
-        """A random architecture neither told nor out."""
-        if len(self.scores) + len(self.out) < self.space.size:
-            for _ in range(MAX_DRAWS):
-                arch = self.space.sample(self.rng)
-                if arch.key not in self.scores and arch.key not in self.out:
-                    return arch
-        raise NasforgeError(f"bananas: every architecture of space '{self.space.name}' has been evaluated or is out "
-                            f"({len(self.scores) + len(self.out)} seen); lower the budget")
 
 
 def _acquire(kind: str, mean: np.ndarray, std: np.ndarray, best: float, rng: np.random.Generator) -> np.ndarray:

@@ -56,6 +56,29 @@ class Strategy(ABC):
         vars(self).update(copy.deepcopy(state))
 
 
+class EvaluatesOnce:
+    """Bookkeeping for strategies that propose each architecture once: `scores` (arch key -> score of
+    every told result) and `out` (keys asked, not told yet) are the subclass's attributes."""
+
+    #: random draws to find an unseen architecture before declaring the space used up
+    max_draws = 10_000
+
+    def _out(self, arch: Arch) -> Arch:
+        self.out.add(arch.key)
+        return arch
+
+    def _unseen(self) -> Arch:
+        """A random architecture neither told nor out."""
+        seen = len(self.scores) + len(self.out)
+        if seen < self.space.size:
+            for _ in range(self.max_draws):
+                arch = self.space.sample(self.rng)
+                if arch.key not in self.scores and arch.key not in self.out:
+                    return arch
+        raise NasforgeError(f"{type(self).__name__}: every architecture of space '{self.space.name}' has been "
+                            f"evaluated or is out ({seen} seen); lower the budget")
+
+
 def require(space: SearchSpace, capability: type, strategy: str) -> None:
     """Refuse a space that lacks the capability a strategy needs, naming both."""
     if not isinstance(space, capability):

@@ -21,13 +21,12 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Result
 from nasforge.objective import Objective
 from nasforge.spaces.base import Arch, Mutable, SearchSpace
-from nasforge.strategies.base import Strategy, require
+from nasforge.strategies.base import EvaluatesOnce, Strategy, require
 
 IMPROVEMENTS = ("first", "best")
-MAX_DRAWS = 10_000  # random draws to find an unseen architecture before declaring the space used up
 
 
-class LocalSearch(Strategy):
+class LocalSearch(EvaluatesOnce, Strategy):
     """Hill climbing with random restarts over `space.neighbors`; each architecture is evaluated once."""
 
     def __init__(self, space: SearchSpace, *, objective: Objective | None = None, seed: int = 0,
@@ -67,19 +66,6 @@ class LocalSearch(Strategy):
             self.waiting.discard(arch.key)
             self._judge(arch, score)
 
-    def _out(self, arch: Arch) -> Arch:
-        self.out.add(arch.key)
-        return arch
-
-    def _unseen(self) -> Arch:
-        """A random architecture neither evaluated nor out."""
-        if len(self.scores) + len(self.out) < self.space.size:
-            for _ in range(MAX_DRAWS):
-                arch = self.space.sample(self.rng)
-                if arch.key not in self.scores and arch.key not in self.out:
-                    return arch
-        raise NasforgeError(f"local: every architecture of space '{self.space.name}' has been evaluated or is out "
-                            f"({len(self.scores) + len(self.out)} seen); lower the budget")
 
     def _move(self, arch: Arch, score: float) -> None:
         """Make `arch` the current point and queue its neighbours in a random order."""
