@@ -67,6 +67,13 @@ class EvaluatesOnce:
         self.out.add(arch.key)
         return arch
 
+    def _record(self, arch: Arch, result: Result) -> float | None:
+        """Book a told result: its score (None when failed), and the arch no longer out."""
+        score = self.objective.score(result)
+        self.scores[arch.key] = score
+        self.out.discard(arch.key)
+        return score
+
     def _unseen(self) -> Arch:
         """A random architecture neither told nor out."""
         seen = len(self.scores) + len(self.out)

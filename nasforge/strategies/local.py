@@ -56,9 +56,7 @@ class LocalSearch(EvaluatesOnce, Strategy):
         return self._out(self._unseen())
 
     def tell(self, arch: Arch, result: Result) -> None:
-        score = self.objective.score(result)
-        self.scores[arch.key] = score
-        self.out.discard(arch.key)
+        score = self._record(arch, result)
         if self.current is None:
             if score is not None:  # the first start candidate told with a result becomes the current point
                 self._move(arch, score)

@@ -56,8 +56,9 @@ def test_ensemble_is_seeded_and_leaves_the_global_rng_alone(nb201_data):
 
 def test_ensemble_spread_is_the_members_disagreement(nb201_data):
     x, y, x_test, _ = nb201_data
-    _, std = MLPEnsemble(seed=0, steps=50).fit(x[:50], y[:50]).predict(x_test)
-    assert std.mean() > 0
+    _, bagged = MLPEnsemble(seed=0, steps=50).fit(x[:50], y[:50]).predict(x_test)
+    _, plain = MLPEnsemble(seed=0, steps=50, bootstrap=False).fit(x[:50], y[:50]).predict(x_test)
+    assert 0 < plain.mean() < bagged.mean()  # members on their own resamples disagree more
     _, single = MLPEnsemble(members=1, seed=0, steps=50).fit(x[:50], y[:50]).predict(x_test)
     assert (single == 0).all()
 
@@ -78,7 +79,9 @@ def test_refit_steps_continue_from_the_earlier_fit(nb201_data):
     (lambda: MLPEnsemble(hidden=(32, 0)), "hidden"),
     (lambda: MLPEnsemble(steps=2.5), "steps"),
     (lambda: MLPEnsemble(refit_steps=0), "refit_steps"),
+    (lambda: MLPEnsemble(hidden=()), "hidden"),
     (lambda: MLPEnsemble(lr=0), "lr"),
+    (lambda: MLPEnsemble(bootstrap="yes"), "bootstrap"),
     (lambda: GPPredictor(restarts=-1), "restarts"),
 ])
 def test_bad_settings_name_the_field(make, field):
@@ -92,3 +95,9 @@ def test_predict_before_fit_and_bad_shapes_are_errors(predictor):
         predictor.predict(np.zeros((2, 3)))
     with pytest.raises(NasforgeError):
         predictor.fit(np.zeros((3, 4)), np.zeros(2))
+
+
+def test_ensemble_refuses_encodings_of_another_width():
+    model = MLPEnsemble(steps=5).fit(np.eye(4), np.arange(4.0))
+    with pytest.raises(NasforgeError, match="^x: expected the 4 features fitted on, got 3"):
+        model.predict(np.zeros((2, 3)))
