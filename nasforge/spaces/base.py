@@ -68,6 +68,11 @@ class SearchSpace(ABC):
     def size(self) -> int:
         """The number of distinct architectures."""
 
+    def canonical_key(self, arch: Arch) -> str:
+        """A key shared by the architectures that compute the same function as `arch` (by default its
+        own key): strategies that evaluate each architecture once skip the equivalents of known ones."""
+        return self.check(arch).key
+
     def check(self, arch: Arch) -> Arch:
         """`arch` itself, after making sure it belongs to this space."""
         if arch.space != self.name:

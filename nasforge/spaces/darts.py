@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, PathEncodable, path_feature
+from nasforge.spaces.base import Arch, PathEncodable, canonical_json, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
@@ -188,6 +188,24 @@ class DartsSpace(ChoiceSpace, PathEncodable):
             if not isinstance(concat, (list, tuple, range)) or list(concat) != CONCAT:
                 raise NasforgeError(f"arch.{cell}_concat: must be {CONCAT} (the 4 nodes), got {concat!r}")
         return self.decode([d for cell in CELL_TYPES for d in _pair_decisions(cell, value[cell])])
+
+    def canonical_key(self, arch: Arch) -> str:
+        """The key with each node's two pairs in sorted order (a node sums them) and `none` pairs
+        reading input 0 (they add nothing, whatever they read).
+
+        >>> space = DartsSpace()
+        >>> pairs = [["sep_conv_3x3", 0], ["skip_connect", 1]] + [["none", 2], ["max_pool_3x3", 0]] * 3
+        >>> a = space.validate({"normal": pairs, "normal_concat": CONCAT, "reduce": pairs, "reduce_concat": CONCAT})
+        >>> pairs = [["skip_connect", 1], ["sep_conv_3x3", 0]] + [["none", 1], ["max_pool_3x3", 0]] * 3
+        >>> b = space.validate({"normal": pairs, "normal_concat": CONCAT, "reduce": pairs, "reduce_concat": CONCAT})
+        >>> a.key == b.key, space.canonical_key(a) == space.canonical_key(b)
+        (False, True)
+        """
+        value = self.check(arch).value
+        for cell in CELL_TYPES:
+            pairs = [["none", 0] if op == "none" else [op, node_input] for op, node_input in value[cell]]
+            value[cell] = [pair for node in range(NODES) for pair in sorted(pairs[2 * node : 2 * node + 2])]
+        return canonical_json(value)
 
     def path_encode(self, arch: Arch) -> np.ndarray:
         """1,596 features: per cell type and cell input, the op sequences (1 to 3 ops, none `none`) of its live paths."""

@@ -24,7 +24,9 @@ has 1,531,546 parameters, as the benchmark lists.
 
 from __future__ import annotations
 
+import math
 import operator
+from collections import Counter
 from functools import reduce
 from typing import Any, Callable, Sequence
 
@@ -145,6 +147,39 @@ class NB201Space(ChoiceSpace, PathEncodable):
 
     def validate(self, value: Any) -> Arch:
         return Arch.of(self.name, format_arch(parse_arch(value)))
+
+    def canonical_key(self, arch: Arch) -> str:
+        """The function the cell computes, written out: each node is the sorted sum of its terms, where
+        `none` (and any op on a node that is constantly zero) adds nothing, `skip_connect` adds the
+        source's terms themselves, `avg_pool_3x3` (linear) the pool of each of them, and a convolution
+        `op(source)` with the source's terms divided by their common multiplicity (BN undoes the scale).
+        Cells that differ only on dead edges, where an identity or a pool sits, or such a scale, get the
+        same key: they compute the same function of the same weights.
+
+        >>> space = NB201Space()
+        >>> a = space.validate("|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+        >>> b = space.validate("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+        >>> space.canonical_key(a) == space.canonical_key(b), space.canonical_key(a)
+        (True, 'nor_conv_3x3(nor_conv_3x3(x))+x')
+        """
+        ops = parse_arch(self.check(arch).value)
+        nodes: list[list[str]] = [["x"]]
+        for target in range(1, NODES):
+            terms: list[str] = []
+            for (node, source), op in zip(EDGES, ops):
+                if node != target or op == "none" or not nodes[source]:
+                    continue
+                if op == "skip_connect":
+                    terms.extend(nodes[source])
+                elif op == "avg_pool_3x3":  # linear: the pool of a sum is the sum of the pools
+                    terms.extend(f"{op}({term})" for term in nodes[source])
+                else:  # ReLU-conv-BN: BN undoes any positive scale of its input, so conv(a+a) is conv(a)
+                    counts = Counter(nodes[source])
+                    scale = math.gcd(*counts.values())
+                    inner = sorted(term for term, n in counts.items() for _ in range(n // scale))
+                    terms.append(f"{op}({'+'.join(inner)})")
+            nodes.append(sorted(terms))
+        return "+".join(nodes[-1]) or "0"
 
     def path_encode(self, arch: Arch) -> np.ndarray:
         """84 features, one per op sequence (1 to 3 ops, none of them `none`) of a live input-to-output path."""

@@ -57,30 +57,40 @@ class Strategy(ABC):
 
 
 class EvaluatesOnce:
-    """Bookkeeping for strategies that propose each architecture once: `scores` (arch key -> score of
-    every told result) and `out` (keys asked, not told yet) are the subclass's attributes."""
+    """Bookkeeping for strategies that propose each architecture once: `scores` (canonical key -> score
+    of every told result) and `out` (canonical keys asked, not told yet) are the subclass's attributes.
+    Keys are the space's `canonical_key`, so an architecture equivalent to a known one counts as known."""
 
     #: random draws to find an unseen architecture before declaring the space used up
     max_draws = 10_000
 
+    def _key(self, arch: Arch) -> str:
+        return self.space.canonical_key(arch)
+
+    def _seen(self, arch: Arch) -> bool:
+        """Whether `arch` or an equivalent has been told or is out."""
+        key = self._key(arch)
+        return key in self.scores or key in self.out
+
     def _out(self, arch: Arch) -> Arch:
-        self.out.add(arch.key)
+        self.out.add(self._key(arch))
         return arch
 
     def _record(self, arch: Arch, result: Result) -> float | None:
         """Book a told result: its score (None when failed), and the arch no longer out."""
         score = self.objective.score(result)
-        self.scores[arch.key] = score
-        self.out.discard(arch.key)
+        key = self._key(arch)
+        self.scores[key] = score
+        self.out.discard(key)
         return score
 
     def _unseen(self) -> Arch:
-        """A random architecture neither told nor out."""
+        """A random architecture neither told nor out, nor equivalent to one that is."""
         seen = len(self.scores) + len(self.out)
         if seen < self.space.size:
             for _ in range(self.max_draws):
                 arch = self.space.sample(self.rng)
-                if arch.key not in self.scores and arch.key not in self.out:
+                if not self._seen(arch):
                     return arch
         raise NasforgeError(f"{type(self).__name__}: every architecture of space '{self.space.name}' has been "
                             f"evaluated or is out ({seen} seen); lower the budget")

@@ -8,8 +8,9 @@ beats the current point; first improvement, the default, spends fewer queries pe
 neighbourhood with nothing better is a local optimum: the search restarts from a random
 architecture it has not seen.
 
-An architecture with a result is never proposed again, nor one that is out for evaluation; one told
-without being proposed (a warm start) counts as known too.
+An architecture with a result is never proposed again, nor one that is out for evaluation, nor one
+equivalent to either (the space's `canonical_key`); one told without being proposed (a warm start)
+counts as known too.
 Asynchronous: while neighbours are out, further asks take the next unvisited neighbours; once none is
 left to ask, asks are random unseen architectures. While restarting, the first of these told with a
 result becomes the new current point.
@@ -36,22 +37,23 @@ class LocalSearch(EvaluatesOnce, Strategy):
             raise NasforgeError(f"improvement: '{improvement}' is not allowed (allowed: {', '.join(IMPROVEMENTS)})")
         super().__init__(space, objective=objective, seed=seed)
         self.improvement = improvement
-        self.scores: dict[str, float | None] = {}  # arch key -> score of every told result (None: failed)
-        self.out: set[str] = set()  # asked, not told yet
+        self.scores: dict[str, float | None] = {}  # canonical key -> score of every told result (None: failed)
+        self.out: set[str] = set()  # canonical keys asked, not told yet
         self.current: tuple[Arch, float] | None = None  # None: (re)starting
         self.queue: list[Arch] = []  # neighbours of the current point still to ask, in visiting order
-        self.waiting: set[str] = set()  # neighbours of the current point that are out
+        self.waiting: set[str] = set()  # canonical keys of the neighbours of the current point that are out
         self.best_neighbor: tuple[Arch, float] | None = None  # the best neighbour better than the current point
 
     def ask(self) -> Arch:
         while self.queue:
             arch = self.queue.pop(0)
-            if arch.key in self.scores:  # known already (e.g. a restart candidate): judged without a query
-                self._judge(arch, self.scores[arch.key])
-            elif arch.key in self.out:  # out already: judged when told
-                self.waiting.add(arch.key)
+            key = self._key(arch)
+            if key in self.scores:  # known already (e.g. a restart candidate or an equivalent): judged without a query
+                self._judge(arch, self.scores[key])
+            elif key in self.out:  # out already: judged when told
+                self.waiting.add(key)
             else:
-                self.waiting.add(arch.key)
+                self.waiting.add(key)
                 return self._out(arch)
         return self._out(self._unseen())
 
@@ -60,8 +62,8 @@ class LocalSearch(EvaluatesOnce, Strategy):
         if self.current is None:
             if score is not None:  # the first start candidate told with a result becomes the current point
                 self._move(arch, score)
-        elif arch.key in self.waiting:  # else a neighbour of an earlier point, or a restart candidate
-            self.waiting.discard(arch.key)
+        elif self._key(arch) in self.waiting:  # else a neighbour of an earlier point, or a restart candidate
+            self.waiting.discard(self._key(arch))
             self._judge(arch, score)
 
 

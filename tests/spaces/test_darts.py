@@ -270,3 +270,20 @@ def test_arch_of_another_space_is_refused():
     foreign = Arch.of("nb201", GENOTYPES["DARTS_V2"])
     with pytest.raises(NasforgeError, match=r"^arch: belongs to space 'nb201', not 'darts'$"):
         DartsSpace().build(foreign, (3, 32, 32), 10)
+
+
+def test_canonical_key_ignores_the_order_of_a_nodes_two_pairs_and_what_none_reads():
+    space = DartsSpace()
+    darts_v2 = GENOTYPES["DARTS_V2"]
+    swapped = json.loads(json.dumps(darts_v2))
+    for cell in ("normal", "reduce"):
+        pairs = swapped[cell]
+        swapped[cell] = [pair for node in range(4) for pair in (pairs[2 * node + 1], pairs[2 * node])]
+    a, b = space.validate(darts_v2), space.validate(swapped)
+    assert a.key != b.key and space.canonical_key(a) == space.canonical_key(b)
+    other = json.loads(json.dumps(darts_v2))
+    other["normal"][0][0] = "dil_conv_5x5" if other["normal"][0][0] != "dil_conv_5x5" else "sep_conv_5x5"
+    assert space.canonical_key(space.validate(other)) != space.canonical_key(a)
+    rng = np.random.default_rng(0)
+    keys = {space.canonical_key(space.sample(rng)) for _ in range(200)}
+    assert len(keys) == 200  # sampling lists inputs in order: distinct samples stay distinct

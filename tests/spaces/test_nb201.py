@@ -253,3 +253,47 @@ def test_skipping_none_edges_changes_no_output():
         for target in range(1, 4):
             nodes.append(sum(cell.edges[k](nodes[source]) for k, (t, source) in enumerate(EDGES) if t == target))
         assert torch.allclose(cell(x), nodes[3])
+
+
+def _shared_weight_output(space: NB201Space, arch: Arch, x: torch.Tensor) -> torch.Tensor:
+    """The cell's output with every conv of a kind holding the same weights: then cells computing the same
+    function give the same numbers, whatever edges their ops sit on (BN normalising the batch, as in training)."""
+    cell = cell_of(arch.key, channels=x.shape[1]).train()
+    kernels = {k: torch.randn(x.shape[1], x.shape[1], k, k, generator=torch.Generator().manual_seed(k)) for k in (1, 3)}
+    with torch.no_grad():
+        for module in cell.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.copy_(kernels[module.kernel_size[0]])
+        return cell(x)
+
+
+def test_canonical_key_is_shared_exactly_by_cells_computing_the_same_function(space):
+    x = torch.randn(1, 2, 6, 6, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(400)]
+    # a few known equivalents: dead edges, and an identity moved along the path it sits on
+    archs += [space.validate(t) for t in (
+        "|skip_connect~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|none~2|",
+        "|none~0|+|avg_pool_3x3~0|none~1|+|nor_conv_3x3~0|none~1|none~2|",
+        "|nor_conv_1x1~0|+|none~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|none~2|")]
+    by_key: dict[str, list[torch.Tensor]] = {}
+    for arch in archs:
+        by_key.setdefault(space.canonical_key(arch), []).append(_shared_weight_output(space, arch, x))
+    assert len(by_key["nor_conv_3x3(x)"]) >= 3
+    assert sum(len(outputs) > 1 for outputs in by_key.values()) > 20  # random cells do share functions
+    for outputs in by_key.values():  # one key, one function
+        assert all(torch.allclose(out, outputs[0], atol=1e-3) for out in outputs)  # BN's eps aside
+    firsts = [outputs[0] for outputs in by_key.values()]
+    for i, a in enumerate(firsts):  # other keys, other functions
+        assert not any(torch.allclose(a, b, atol=1e-3) for b in firsts[i + 1:])
+
+
+def test_canonical_key_keeps_multiplicity_and_where_an_op_applies(space):
+    def key(text: str) -> str:
+        return space.canonical_key(space.validate(text))
+
+    assert key(uniform("none")) == "0"
+    # x + x is not x; conv(x + conv(x)) is not conv(x) + conv(conv(x))
+    assert key("|skip_connect~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|") == "x+x"
+    assert key("|nor_conv_3x3~0|+|skip_connect~0|skip_connect~1|+|none~0|none~1|nor_conv_3x3~2|") != \
+        key("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|")
