@@ -36,9 +36,11 @@ def machine() -> str:
     return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def publish(name: str, results: dict[str, Any], markdown: str, json_path: Path | None, *, quick: bool) -> None:
-    """Print the markdown table and write it with the JSON to benchmarks/results/ (and to --json)."""
-    print(markdown)
+def publish(name: str, results: dict[str, Any], markdown: str, json_path: Path | None, *, quick: bool,
+            echo: bool = True) -> None:
+    """Print the markdown table (unless not `echo`) and write it with the JSON to benchmarks/results/ (and to --json)."""
+    if echo:
+        print(markdown)
     suffix = "_quick" if quick else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2) + "\n"

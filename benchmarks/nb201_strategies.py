@@ -1,7 +1,7 @@
 """Search strategies on the NAS-Bench-201 table: test accuracy of the best-validation architecture
 found after each query budget, mean ± std over seeds, with Optuna's TPE and random sampler as peers.
 
-    python benchmarks/nb201_strategies.py [--quick] [--json PATH] [--table PATH] [--seeds 30] [--methods a,b]
+    python benchmarks/nb201_strategies.py [--quick] [--json PATH] [--table PATH] [--seeds 30] [--methods a,b] [--workers 2]
 
 Every registered strategy runs through the real runner and store; the peers `optuna-tpe` and
 `optuna-random` call Optuna directly. A repeated architecture costs a query. Selection is by val_acc
@@ -10,6 +10,7 @@ only; test_acc is reported. `--quick` runs 3 seeds up to 100 queries.
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import tempfile
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-
 from common import markdown_table, parser, publish
+
 from nasforge.estimators.tabular import TabularEstimator
 from nasforge.runner.executors import InlineExecutor
 from nasforge.runner.runner import Runner
@@ -77,7 +78,7 @@ def report(results: dict) -> str:
     """The markdown table of a results dict (as `main` writes it)."""
     budgets, oracle = results["budgets"], results["oracle_test_acc"]
     header = ["method", "seeds", *(f"{b} queries" for b in budgets), "regret@100", f"s / {max(budgets)}-query run"]
-    body = [[name, r["seeds"], *(f"{r['mean'][b]:.2f} ± {r['std'][b]:.2f}" for b in budgets), f"{r['regret'][100]:.2f}",
+    body = [[name, r["seeds"], *(f"{r['mean'][b]:.2f} ± {r['std'][b]:.2f}" for b in budgets), f"{round(r['regret'][100], 2) + 0.0:.2f}",
              f"{r['seconds_per_run']:.3f}"] for name, r in results["methods"].items()]
     return markdown_table(header, body) + (
         f"\n\nMean ± std test accuracy (%) of the best-validation architecture so far, over seeds; "
@@ -86,43 +87,57 @@ def report(results: dict) -> str:
     )
 
 
+PEERS = {"optuna-tpe": optuna.samplers.TPESampler, "optuna-random": optuna.samplers.RandomSampler}
+_TABLES: dict[Path, TabularEstimator] = {}  # one table per process
+
+
+def timed_run(name: str, seed: int, table_path: Path, budget: int) -> tuple[list[tuple[float, float]], float]:
+    """The queries of one run of method `name` and its wall time (a function of module level: it runs in workers)."""
+    table = _TABLES.setdefault(table_path, TabularEstimator(table_path))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    if name in PEERS:
+        queries = optuna_run(PEERS[name](seed=seed), table, budget)
+    else:
+        queries = nasforge_run(name, table, seed, budget)
+    return queries, time.perf_counter() - started
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0], table=True)
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--methods", help="comma-separated subset of the methods (default: every strategy and peer)")
+    p.add_argument("--workers", type=int, default=1, help="processes running seeds side by side (one per core)")
     args = p.parse_args()
     seeds, budgets = (3, BUDGETS[:3]) if args.quick else (args.seeds, BUDGETS)
     table = TabularEstimator(args.table)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows_by_val = [table.evaluate(Arch.of("nb201", key)).metrics for key in table.keys()]
     oracle = max(rows_by_val, key=lambda m: m["val_acc"])["test_acc"]
-    methods = {name: (lambda s, name=name: nasforge_run(name, table, s, max(budgets))) for name in list_strategies()}
-    methods["optuna-tpe"] = lambda s: optuna_run(optuna.samplers.TPESampler(seed=s), table, max(budgets))
-    methods["optuna-random"] = lambda s: optuna_run(optuna.samplers.RandomSampler(seed=s), table, max(budgets))
+    methods = [*list_strategies(), *PEERS]
     if args.methods:
         unknown = sorted(set(args.methods.split(",")) - set(methods))
         if unknown:
             p.error(f"--methods: unknown '{unknown[0]}' (allowed: {', '.join(methods)})")
-        methods = {name: run for name, run in methods.items() if name in args.methods.split(",")}
-    results = {"budgets": list(budgets), "seeds": seeds, "oracle_test_acc": oracle, "methods": {}}
+        methods = [name for name in methods if name in args.methods.split(",")]
+    results = {"budgets": list(budgets), "seeds": seeds, "oracle_test_acc": oracle, "workers": args.workers,
+               "cli_seconds_budget150": cli_seconds(args.table, 150), "methods": {}}
     rows = results["methods"]
-    for name, run in methods.items():
-        seeds_here = min(seeds, SEEDS_CAP.get(name, seeds))
-        started = time.perf_counter()
-        runs = [run(s) for s in range(seeds_here)]
-        per_run = (time.perf_counter() - started) / seeds_here
-        accs = {b: [anytime_test_acc(q, b) for q in runs] for b in budgets}
-        rows[name] = {
-            "mean": {b: float(np.mean(a)) for b, a in accs.items()},
-            "std": {b: float(np.std(a)) for b, a in accs.items()},
-            "regret": {b: float(oracle - np.mean(a)) for b, a in accs.items()},
-            "seconds_per_run": per_run,
-            "seeds": seeds_here,
-        }
-        print(f"{name}: " + " ".join(f"{b}:{rows[name]['mean'][b]:.2f}" for b in budgets) + f" ({per_run:.2f} s/run)",
-              flush=True)
-    results["cli_seconds_budget150"] = cli_seconds(args.table, 150)
-    publish("nb201_strategies", results, report(results), args.json, quick=args.quick)
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for name in methods:
+            seeds_here = min(seeds, SEEDS_CAP.get(name, seeds))
+            runs = pool.starmap(timed_run, [(name, s, args.table, max(budgets)) for s in range(seeds_here)])
+            accs = {b: [anytime_test_acc(queries, b) for queries, _ in runs] for b in budgets}
+            rows[name] = {
+                "mean": {b: float(np.mean(a)) for b, a in accs.items()},
+                "std": {b: float(np.std(a)) for b, a in accs.items()},
+                "regret": {b: float(oracle - np.mean(a)) for b, a in accs.items()},
+                "seconds_per_run": float(np.mean([seconds for _, seconds in runs])),
+                "seeds": seeds_here,
+            }
+            print(f"{name}: " + " ".join(f"{b}:{rows[name]['mean'][b]:.2f}" for b in budgets)
+                  + f" ({rows[name]['seconds_per_run']:.2f} s/run)", flush=True)
+            # written after every method: a long run stopped early keeps what it measured
+            publish("nb201_strategies", results, report(results), args.json, quick=args.quick, echo=name == methods[-1])
 
 
 if __name__ == "__main__":
