@@ -4,9 +4,9 @@
 After `initial` random architectures, each ask with a new result to learn from fits a predictor to
 every result so far (an ensemble of MLPs on the path encoding by default, a Gaussian process as the
 alternative), draws up to `candidates` new architectures by mutating the best ones found (the
-paper's acquisition optimisation), and proposes the candidate the acquisition function rates
-highest: independent Thompson sampling (one draw from each candidate's predicted Gaussian, the
-paper's choice), upper confidence bound or expected improvement.
+paper's acquisition optimisation) and `random_candidates` random ones, and proposes the candidate
+the acquisition function rates highest: independent Thompson sampling (one draw from each
+candidate's predicted Gaussian, the paper's choice), upper confidence bound or expected improvement.
 
 Where this differs from the paper, and why (measured on the NAS-Bench-201 CIFAR-10 table, see
 `benchmarks/nb201_strategies.py`):
@@ -17,7 +17,11 @@ Where this differs from the paper, and why (measured on the NAS-Bench-201 CIFAR-
   normal CDF, the Gaussian copula of Salinas et al., 2020) instead of the raw metric: a handful of
   broken networks at chance accuracy no longer dominate the loss, and the differences among the best
   architectures, which decide the search, are spread out;
-- ensemble members train on bootstrap resamples, for a wider spread far from the data.
+- ensemble members train on bootstrap resamples, for a wider spread far from the data;
+- random architectures join the mutations as candidates: with mutations alone a search that found a
+  good local optimum early never leaves its basin (on NAS-Bench-201, 30 seeds, regret at 100 queries
+  0.22 without them, 0.15 with 200);
+- architectures equivalent to a known one (the space's `canonical_key`) are never candidates.
 
 Asynchronous: the fit and its ranking of candidates are kept until a new result arrives, so asks in
 between propose the next-ranked candidates not out yet. No architecture is proposed twice while any
@@ -55,7 +59,8 @@ class Bananas(EvaluatesOnce, Strategy):
 
     Options: `encoding` ("path" where the space is PathEncodable, else "onehot": `space.encode`),
     `predictor` ("ensemble" of `ensemble_size` MLPs, or "gp"), `acquisition` ("ts", "ucb", "ei"),
-    `initial` random architectures, `candidates` scored per fit, `warm_start` (arch, score) pairs.
+    `initial` random architectures, `candidates` mutations and `random_candidates` random architectures
+    scored per fit, `warm_start` (arch, score) pairs.
     """
 
     # a cache of encodings, a pure function of the space: no learned state
