@@ -1,7 +1,7 @@
 """Search strategies on the NAS-Bench-201 table: test accuracy of the best-validation architecture
 found after each query budget, mean ± std over seeds, with Optuna's TPE and random sampler as peers.
 
-    python benchmarks/nb201_strategies.py [--quick] [--json PATH] [--table PATH] [--seeds 30] [--methods a,b] [--workers 2]
+    python benchmarks/nb201_strategies.py [--quick] [--json PATH] [--table PATH] [--seeds 30] [--methods a,b] [--workers 2] [--update]
 
 Every registered strategy runs through the real runner and store; the peers `optuna-tpe` and
 `optuna-random` call Optuna directly. A repeated architecture costs a query. Selection is by val_acc
@@ -10,6 +10,7 @@ only; test_acc is reported. `--quick` runs 3 seeds up to 100 queries.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from common import markdown_table, parser, publish
+from common import RESULTS, markdown_table, parser, publish
 
 from nasforge.estimators.tabular import TabularEstimator
 from nasforge.runner.executors import InlineExecutor
@@ -103,11 +104,26 @@ def timed_run(name: str, seed: int, table_path: Path, budget: int) -> tuple[list
     return queries, time.perf_counter() - started
 
 
+def earlier_rows(path: Path, results: dict, methods: list[str]) -> dict:
+    """The rows of the results at `path` for methods other than `methods`, if they were measured with
+    the same seeds and budgets as `results` (else none), their per-budget fields keyed by int again."""
+    if not path.is_file():
+        return {}
+    before = json.loads(path.read_text())
+    if before.get("budgets") != results["budgets"] or before.get("seeds") != results["seeds"]:
+        return {}
+    return {name: {field: {int(b): v for b, v in value.items()} if isinstance(value, dict) else value
+                   for field, value in row.items()}
+            for name, row in before["methods"].items() if name not in methods}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0], table=True)
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--methods", help="comma-separated subset of the methods (default: every strategy and peer)")
     p.add_argument("--workers", type=int, default=1, help="processes running seeds side by side (one per core)")
+    p.add_argument("--update", action="store_true",
+                   help="keep the other methods' rows of the results written before (same seeds and budgets)")
     args = p.parse_args()
     seeds, budgets = (3, BUDGETS[:3]) if args.quick else (args.seeds, BUDGETS)
     table = TabularEstimator(args.table)
@@ -122,6 +138,8 @@ def main() -> None:
     results = {"budgets": list(budgets), "seeds": seeds, "oracle_test_acc": oracle, "workers": args.workers,
                "cli_seconds_budget150": cli_seconds(args.table, 150), "methods": {}}
     rows = results["methods"]
+    if args.update:
+        rows.update(earlier_rows(RESULTS / f"nb201_strategies{'_quick' if args.quick else ''}.json", results, methods))
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for name in methods:
             seeds_here = min(seeds, SEEDS_CAP.get(name, seeds))

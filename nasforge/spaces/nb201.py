@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import Counter
-from functools import reduce
+from functools import lru_cache, reduce
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -83,6 +83,11 @@ def parse_arch(text: Any) -> tuple[str, ...]:
     """
     if not isinstance(text, str):
         raise NasforgeError(f"arch: expected a NAS-Bench-201 string like '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|', got {text!r}")
+    return _parse_string(text)
+
+
+@lru_cache(maxsize=None)  # only well-formed strings are kept: at most the 15,625 cells
+def _parse_string(text: str) -> tuple[str, ...]:
     groups = text.split("+")
     if len(groups) != NODES - 1:
         raise NasforgeError(f"arch: expected {NODES - 1} node groups joined by '+', got {len(groups)} in {text!r}")
@@ -143,7 +148,7 @@ class NB201Space(ChoiceSpace, PathEncodable):
         return Arch.of(self.name, format_arch([NB201_OPS[d] for d in decisions]))
 
     def decisions(self, arch: Arch) -> tuple[int, ...]:
-        return tuple(NB201_OPS.index(op) for op in parse_arch(self.check(arch).value))
+        return tuple(NB201_OPS.index(op) for op in parse_arch(self.check(arch).key))
 
     def validate(self, value: Any) -> Arch:
         return Arch.of(self.name, format_arch(parse_arch(value)))
@@ -162,41 +167,49 @@ class NB201Space(ChoiceSpace, PathEncodable):
         >>> space.canonical_key(a) == space.canonical_key(b), space.canonical_key(a)
         (True, 'nor_conv_3x3(nor_conv_3x3(x))+x')
         """
-        ops = parse_arch(self.check(arch).value)
-        nodes: list[list[str]] = [["x"]]
-        for target in range(1, NODES):
-            terms: list[str] = []
-            for (node, source), op in zip(EDGES, ops):
-                if node != target or op == "none" or not nodes[source]:
-                    continue
-                if op == "skip_connect":
-                    terms.extend(nodes[source])
-                elif op == "avg_pool_3x3":  # linear: the pool of a sum is the sum of the pools
-                    terms.extend(f"{op}({term})" for term in nodes[source])
-                else:  # ReLU-conv-BN: BN undoes any positive scale of its input, so conv(a+a) is conv(a)
-                    counts = Counter(nodes[source])
-                    scale = math.gcd(*counts.values())
-                    inner = sorted(term for term, n in counts.items() for _ in range(n // scale))
-                    terms.append(f"{op}({'+'.join(inner)})")
-            nodes.append(sorted(terms))
-        return "+".join(nodes[-1]) or "0"
+        return _function_of(parse_arch(self.check(arch).key))
 
     def path_encode(self, arch: Arch) -> np.ndarray:
         """84 features, one per op sequence (1 to 3 ops, none of them `none`) of a live input-to-output path."""
-        ops = parse_arch(self.check(arch).value)
         code = np.zeros(PATH_FEATURES, dtype=np.float32)
-        for route in ROUTES:
-            path = [ops[k] for k in route]
-            if "none" not in path:
-                code[path_feature([PATH_OPS.index(op) for op in path], len(PATH_OPS))] = 1.0
+        code[list(_path_features(parse_arch(self.check(arch).key)))] = 1.0
         return code
 
     def build(self, arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> NB201Network:
-        ops = parse_arch(self.check(arch).value)
+        ops = parse_arch(self.check(arch).key)
         if len(input_shape) != 3 or any(type(n) is not int or n < 1 for n in input_shape):
             raise NasforgeError(f"input_shape: expected (channels, height, width) of positive integers, got {tuple(input_shape)!r}")
         _positive_int("num_classes", num_classes)
         return NB201Network(ops, input_shape[0], num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage)
+
+
+@lru_cache(maxsize=None)  # at most one entry per cell
+def _function_of(ops: tuple[str, ...]) -> str:
+    """The canonical key of the cell with edge ops `ops` (see `NB201Space.canonical_key`)."""
+    nodes: list[list[str]] = [["x"]]
+    for target in range(1, NODES):
+        terms: list[str] = []
+        for (node, source), op in zip(EDGES, ops):
+            if node != target or op == "none" or not nodes[source]:
+                continue
+            if op == "skip_connect":
+                terms.extend(nodes[source])
+            elif op == "avg_pool_3x3":  # linear: the pool of a sum is the sum of the pools
+                terms.extend(f"{op}({term})" for term in nodes[source])
+            else:  # ReLU-conv-BN: BN undoes any positive scale of its input, so conv(a+a) is conv(a)
+                counts = Counter(nodes[source])
+                scale = math.gcd(*counts.values())
+                inner = sorted(term for term, n in counts.items() for _ in range(n // scale))
+                terms.append(f"{op}({'+'.join(inner)})")
+        nodes.append(sorted(terms))
+    return "+".join(nodes[-1]) or "0"
+
+
+@lru_cache(maxsize=None)  # at most one entry per cell
+def _path_features(ops: tuple[str, ...]) -> tuple[int, ...]:
+    """The path-encoding features set by the cell with edge ops `ops`."""
+    return tuple(path_feature([PATH_OPS.index(ops[k]) for k in route], len(PATH_OPS))
+                 for route in ROUTES if all(ops[k] != "none" for k in route))
 
 
 class _Cell(nn.Module):

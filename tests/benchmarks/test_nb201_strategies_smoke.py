@@ -3,6 +3,7 @@ first best-validation query, and the Optuna peer queries the table as often as a
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # scripts, not a package
 
-from nb201_strategies import anytime_test_acc, nasforge_run, optuna_run  # noqa: E402
+from nb201_strategies import anytime_test_acc, earlier_rows, nasforge_run, optuna_run, timed_run  # noqa: E402
 
 from nasforge.estimators.tabular import TabularEstimator  # noqa: E402
 
@@ -26,3 +27,19 @@ def test_runs_are_seeded_and_as_long_as_the_budget(nb201_table):
     first = nasforge_run("evolution", table, seed=1, budget=25)
     assert len(first) == 25 and first == nasforge_run("evolution", table, seed=1, budget=25)
     assert len(optuna_run(optuna.samplers.RandomSampler(seed=0), table, budget=12)) == 12
+
+
+def test_a_timed_run_of_a_peer_or_a_strategy_returns_its_queries_and_seconds(nb201_table):
+    for name in ("optuna-tpe", "local"):
+        queries, seconds = timed_run(name, 0, nb201_table, 10)
+        assert len(queries) == 10 and seconds > 0
+
+
+def test_update_keeps_only_other_methods_measured_alike(tmp_path):
+    row = {"mean": {"25": 88.0}, "std": {"25": 0.5}, "regret": {"25": 1.0}, "seconds_per_run": 0.1, "seeds": 3}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"budgets": [25], "seeds": 3, "methods": {"random": row, "local": row}}))
+    kept = earlier_rows(path, {"budgets": [25], "seeds": 3}, ["local"])
+    assert list(kept) == ["random"] and kept["random"]["mean"] == {25: 88.0} and kept["random"]["seeds"] == 3
+    assert earlier_rows(path, {"budgets": [25], "seeds": 30}, ["local"]) == {}  # other seeds: nothing kept
+    assert earlier_rows(tmp_path / "missing.json", {"budgets": [25], "seeds": 3}, []) == {}
