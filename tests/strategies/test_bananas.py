@@ -123,6 +123,8 @@ def test_encoding_defaults_to_paths_where_the_space_has_them(grid_space):
     ({"acquisition": "pi"}, "acquisition"),
     ({"initial": -1}, "initial"),
     ({"candidates": 0}, "candidates"),
+    ({"random_candidates": -1}, "random_candidates"),
+    ({"random_candidates": 2.5}, "random_candidates"),
     ({"ensemble_size": 0}, "ensemble_size"),
     ({"warm_start": [("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", 1.0)]}, r"warm_start\[0\]"),
     ({"warm_start": [(Arch.of("nb201", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"), math.nan)]}, r"warm_start\[0\]"),
