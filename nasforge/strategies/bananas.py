@@ -162,7 +162,7 @@ class Bananas(EvaluatesOnce, Strategy):
     def _add_new(self, pool: dict[str, Arch], arch: Arch) -> bool:
         """Put `arch` in `pool` unless it, or an equivalent, is there, told or out; whether it was put."""
         key = self._key(arch)
-        if key in pool or key in self.scores or key in self.out:
+        if key in pool or self._seen(arch):
             return False
         pool[key] = arch
         return True

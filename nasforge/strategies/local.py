@@ -62,8 +62,8 @@ class LocalSearch(EvaluatesOnce, Strategy):
         if self.current is None:
             if score is not None:  # the first start candidate told with a result becomes the current point
                 self._move(arch, score)
-        elif self._key(arch) in self.waiting:  # else a neighbour of an earlier point, or a restart candidate
-            self.waiting.discard(self._key(arch))
+        elif (key := self._key(arch)) in self.waiting:  # else a neighbour of an earlier point, or a restart candidate
+            self.waiting.discard(key)
             self._judge(arch, score)
 
 

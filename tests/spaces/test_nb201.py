@@ -255,7 +255,7 @@ def test_skipping_none_edges_changes_no_output():
         assert torch.allclose(cell(x), nodes[3])
 
 
-def _shared_weight_output(space: NB201Space, arch: Arch, x: torch.Tensor) -> torch.Tensor:
+def _shared_weight_output(arch: Arch, x: torch.Tensor) -> torch.Tensor:
     """The cell's output with every conv of a kind holding the same weights: then cells computing the same
     function give the same numbers, whatever edges their ops sit on (BN normalising the batch, as in training)."""
     cell = cell_of(arch.key, channels=x.shape[1]).train()
@@ -278,7 +278,7 @@ def test_canonical_key_is_shared_exactly_by_cells_computing_the_same_function(sp
         "|nor_conv_1x1~0|+|none~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|none~2|")]
     by_key: dict[str, list[torch.Tensor]] = {}
     for arch in archs:
-        by_key.setdefault(space.canonical_key(arch), []).append(_shared_weight_output(space, arch, x))
+        by_key.setdefault(space.canonical_key(arch), []).append(_shared_weight_output(arch, x))
     assert len(by_key["nor_conv_3x3(x)"]) >= 3
     assert sum(len(outputs) > 1 for outputs in by_key.values()) > 20  # random cells do share functions
     for outputs in by_key.values():  # one key, one function
