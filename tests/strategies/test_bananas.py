@@ -137,3 +137,12 @@ def test_bad_options_name_the_field(options, field):
 def test_path_encoding_on_a_space_without_paths_names_the_field(grid_space):
     with pytest.raises(NasforgeError, match="^encoding: 'path' needs a PathEncodable space.*allowed: onehot"):
         Bananas(grid_space, encoding="path")
+
+
+def test_never_proposes_an_equivalent_of_a_known_architecture_on_nb201(nb201):
+    space, table = nb201
+    keys = [space.canonical_key(a) for a in drive(Bananas(space, seed=0), table, 80)]
+    assert len(set(keys)) == len(keys)
+    # not for free: mutating the best cells often yields an equivalent one (a change on a dead edge)
+    parent = space.validate("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+    assert any(space.canonical_key(n) == space.canonical_key(parent) for n in space.neighbors(parent))

@@ -136,3 +136,14 @@ def test_failed_results_are_not_climbed_to_nor_retried(grid_space):
 def test_rejects_a_bad_improvement_rule(grid_space):
     with pytest.raises(NasforgeError, match="improvement: 'steepest' is not allowed \\(allowed: first, best\\)"):
         LocalSearch(grid_space, improvement="steepest")
+
+
+def test_never_asks_an_equivalent_of_a_known_architecture_on_nb201(nb201_table):
+    from nasforge.spaces.nb201 import NB201Space
+
+    space, table = NB201Space(), TabularEstimator(nb201_table)
+    keys = [space.canonical_key(a) for a in drive(LocalSearch(space, seed=0), table, 200)]
+    assert len(set(keys)) == len(keys)
+    # not for free: 200 random cells do repeat functions
+    randoms = [space.canonical_key(a) for a in drive(RandomSearch(space, seed=0), table, 200)]
+    assert len(set(randoms)) < len(randoms)
