@@ -125,6 +125,8 @@ def main() -> None:
     p.add_argument("--update", action="store_true",
                    help="keep the other methods' rows of the results written before (same seeds and budgets)")
     args = p.parse_args()
+    if args.workers < 1:
+        p.error(f"--workers: expected a positive integer, got {args.workers}")
     seeds, budgets = (3, BUDGETS[:3]) if args.quick else (args.seeds, BUDGETS)
     table = TabularEstimator(args.table)
     rows_by_val = [table.evaluate(Arch.of("nb201", key)).metrics for key in table.keys()]
