@@ -16,8 +16,8 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -86,7 +86,21 @@ class TrainingEstimator(Estimator):
 
     def evaluate(self, arch: Arch, fidelity: float | None = None) -> Result:
         """Train `arch` for `fidelity` epochs (None: `self.epochs`); raises on divergence."""
-        epochs = self.epochs if fidelity is None else _fidelity_epochs(fidelity)
+        return self.train(arch, self.epochs if fidelity is None else _fidelity_epochs(fidelity))
+
+    def train(self, arch: Arch, epochs: int, *, schedule_epochs: int | None = None,
+              stop: Callable[[list[dict[str, float]]], bool] | None = None) -> Result:
+        """Train `arch` for up to `epochs` epochs under a cosine schedule spanning `schedule_epochs` (default
+        `epochs`), ending early after any epoch where `stop(curve so far)` is true.
+
+        With the same arch and seed, the epochs run are the exact prefix of the `schedule_epochs`-epoch run
+        (same initialisation, batches, learning rates): what learning-curve extrapolation needs.
+        """
+        _whole("epochs", epochs, 1)
+        if schedule_epochs is None:
+            schedule_epochs = epochs
+        elif isinstance(schedule_epochs, bool) or not isinstance(schedule_epochs, int) or schedule_epochs < epochs:
+            raise NasforgeError(f"schedule_epochs: must be a whole number >= epochs ({epochs}), got {schedule_epochs!r}")
         start = time.perf_counter()
         device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         seed = trial_seed(self.seed, arch.key)
@@ -94,19 +108,21 @@ class TrainingEstimator(Estimator):
         with _threads(self.threads), torch.random.fork_rng(devices=gpus):
             torch.manual_seed(seed)  # initialisation and any dropout inside the model
             model = self.space.build(arch, self.data.input_shape, self.data.num_classes).to(device)
-            curve, metrics = self._train(model, epochs, device, torch.Generator().manual_seed(seed))
+            curve, metrics = self._train(model, epochs, device, torch.Generator().manual_seed(seed),
+                                         schedule_epochs, stop)
             metrics.update(model_costs(model.cpu().eval(), self.data.input_shape, latency=self.latency))
         return Result(metrics=metrics, fidelity=float(epochs), cost_s=time.perf_counter() - start, curve=tuple(curve))
 
-    def _train(self, model: nn.Module, epochs: int, device: torch.device,
-               generator: torch.Generator) -> tuple[list[dict[str, float]], dict[str, float]]:
+    def _train(self, model: nn.Module, epochs: int, device: torch.device, generator: torch.Generator,
+               schedule_epochs: int, stop: Callable[[list[dict[str, float]]], bool] | None,
+               ) -> tuple[list[dict[str, float]], dict[str, float]]:
         """The per-epoch curve and the best validation epoch's metrics; `model` ends with that epoch's weights."""
         x_train, y_train, x_val, y_val, x_test, y_test = self._splits(device)
         n = len(y_train)
         batch = min(self.batch_size, n)
         steps = n // batch  # the remainder is dropped: a batch of one breaks BatchNorm, and shuffling covers it
         optimizer = self._optimizer(model)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=schedule_epochs * steps)
         augment = default_augment(self.data.input_shape) if self.augment is None else self.augment
         pad = max(1, min(self.data.input_shape[1:]) // 8)  # 4 px on 32 px images, as the CIFAR recipe
         smoothing = self.label_smoothing
@@ -146,6 +162,8 @@ class TrainingEstimator(Estimator):
                 best_acc, best_epoch = val_acc, epoch
                 best_state = copy.deepcopy(model.state_dict())
             elif self.patience is not None and epoch - best_epoch >= self.patience:
+                break
+            if stop is not None and stop(curve):
                 break
         model.load_state_dict(best_state)
         test_loss, test_acc = _evaluate(model, x_test, y_test, self.eval_batch_size)
