@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +36,20 @@ def _training(config: RunConfig, space: SearchSpace) -> Estimator:
     return ESTIMATORS.create("train", space=space, data=data, seed=config.seed, **options)
 
 
+def _learning_curve(config: RunConfig, space: SearchSpace) -> Estimator:
+    """The training estimator of `config` wrapped for extrapolation; options go to the one that takes them."""
+    options = dict(config.estimator_options)
+    curve_names = [p for p in inspect.signature(ESTIMATORS.factory("learning_curve")).parameters if p != "trainer"]
+    train_names = [p for p in inspect.signature(ESTIMATORS.factory("train")).parameters if p not in ("space", "data", "seed")]
+    unknown = sorted(set(options) - set(curve_names) - set(train_names))
+    if unknown:
+        raise NasforgeError(f"estimator 'learning_curve': unknown option '{unknown[0]}' "
+                            f"(allowed options: {', '.join(curve_names + train_names)})")
+    curve = {name: options.pop(name) for name in curve_names if name in options}
+    trainer = _training(replace(config, estimator_options=options), space)
+    return ESTIMATORS.create("learning_curve", trainer=trainer, **curve)
+
+
 def _tabular(config: RunConfig, space: SearchSpace) -> Estimator:
     if config.table is None:
         raise NasforgeError("table: the tabular estimator needs a table (--table PATH)")
@@ -44,15 +59,20 @@ def _tabular(config: RunConfig, space: SearchSpace) -> Estimator:
 ESTIMATORS: Registry[Estimator] = Registry("estimator")
 ESTIMATORS.register("train", "nasforge.estimators.training:TrainingEstimator")
 ESTIMATORS.register("tabular", "nasforge.estimators.tabular:TabularEstimator")
+ESTIMATORS.register("learning_curve", "nasforge.estimators.learning_curve:LearningCurveEstimator")
 
 #: how each estimator is made from a run's config (the only place that reads a config for it)
-_FROM_CONFIG: dict[str, Callable[[RunConfig, SearchSpace], Estimator]] = {"train": _training, "tabular": _tabular}
+_FROM_CONFIG: dict[str, Callable[[RunConfig, SearchSpace], Estimator]] = {
+    "train": _training, "tabular": _tabular, "learning_curve": _learning_curve}
 
 
 def network_input(estimator: Estimator) -> tuple[tuple[int, ...], int]:
     """(input shape, class count) the run's networks are built for: the training data's, else `TABLE_INPUT`."""
+    from nasforge.estimators.learning_curve import LearningCurveEstimator
     from nasforge.estimators.training import TrainingEstimator
 
+    if isinstance(estimator, LearningCurveEstimator):
+        estimator = estimator.trainer
     if isinstance(estimator, TrainingEstimator):
         return estimator.data.input_shape, estimator.data.num_classes
     return TABLE_INPUT
