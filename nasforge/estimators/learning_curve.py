@@ -3,9 +3,11 @@
 After Domhan, Springenberg & Hutter 2015 ("Speeding up automatic hyperparameter optimization of deep
 neural networks by extrapolation of learning curves", IJCAI): fit parametric learning-curve families to
 the partial curve, extrapolate it to the last epoch, and stop runs whose prediction falls below a
-threshold. Instead of their MCMC over a weighted ensemble of 11 families, three of their monotone
-3-parameter families are fitted by bounded least squares (`scipy.optimize.curve_fit`; scipy comes with
-scikit-learn) and their predictions averaged.
+threshold. Instead of their MCMC over a weighted ensemble of 11 families, three monotone 3-parameter
+families (their pow3 and log power, and an exponential) are fitted by bounded least squares
+(`scipy.optimize.curve_fit`; scipy comes with scikit-learn) and their predictions averaged: from the few
+points of an early stop every family fits almost exactly, so residuals cannot choose between them, and
+their biases differ (the power laws overshoot a steep start, the exponential levels off early).
 
 The curve fitted is the running best validation accuracy, because that is what the training estimator
 reports (the best-validation epoch): it never decreases, so the prediction is clipped to
@@ -84,7 +86,7 @@ def extrapolate(values: Sequence[float], horizon: int) -> float | None:
     for family, (function, *_rest) in FAMILIES.items():
         params = fit_curve(family, epochs, best)
         if params is not None:
-            value = float(function(np.array([float(horizon)]), *params)[0])
+            value = float(function(float(horizon), *params))
             if math.isfinite(value):
                 predictions.append(min(max(value, float(best[-1])), 100.0))
     return sum(predictions) / len(predictions) if predictions else None
@@ -138,18 +140,18 @@ class LearningCurveEstimator(Estimator):
         metrics.update(val_acc_observed=metrics["val_acc"], predicted_epochs=float(horizon), extrapolated=0.0,
                        fit_failed=0.0)
         if len(trained.curve) < horizon:
-            prediction = self._predict(trained.curve)
-            metrics.update(val_acc=metrics["val_acc"] if prediction is None else prediction, extrapolated=1.0,
-                           fit_failed=float(prediction is None))
+            prediction, fitted = self._predict(trained.curve)
+            metrics.update(val_acc=prediction, extrapolated=1.0, fit_failed=float(not fitted))
         return Result(metrics=metrics, fidelity=float(budget), cost_s=time.perf_counter() - start, curve=trained.curve)
 
-    def _predict(self, curve: Sequence[dict[str, float]]) -> float | None:
-        return extrapolate([row["val_acc"] for row in curve], self.trainer.epochs)
+    def _predict(self, curve: Sequence[dict[str, float]]) -> tuple[float, bool]:
+        """(val_acc predicted at epoch T, whether a fit succeeded): the best observed value when none did."""
+        values = [row["val_acc"] for row in curve]
+        prediction = extrapolate(values, self.trainer.epochs)
+        return (max(values), False) if prediction is None else (prediction, True)
 
     def _below(self, curve: Sequence[dict[str, float]]) -> bool:
-        """The stop hook: from `min_epochs` on, whether the prediction plus margin is below `stop_below`."""
-        if len(curve) < self.min_epochs:
+        """The stop hook: from `min_epochs` to T - 1, whether the prediction plus margin is below `stop_below`."""
+        if not self.min_epochs <= len(curve) < self.trainer.epochs:
             return False
-        prediction = self._predict(curve)
-        predicted = max(row["val_acc"] for row in curve) if prediction is None else prediction
-        return predicted + self.margin < self.stop_below
+        return self._predict(curve)[0] + self.margin < self.stop_below
