@@ -43,7 +43,7 @@ import torch.nn as nn
 from nasforge.errors import NasforgeError
 from nasforge.spaces.base import Arch, PathEncodable, canonical_json, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
-from nasforge.spaces.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
+from nasforge.spaces.ops import AvgPool3x3, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
 __all__ = ["DARTS_OPS", "GENOTYPES", "DartsNetwork", "DartsSpace"]
 
@@ -67,7 +67,7 @@ PATH_BLOCK = sum(len(PATH_OPS) ** length for length in range(1, PATH_MAX_OPS + 1
 OP_FACTORIES: dict[str, Callable[[int, int], nn.Module]] = {
     "none": lambda c, stride: Zero(c, c, stride),
     "max_pool_3x3": lambda c, stride: nn.MaxPool2d(3, stride=stride, padding=1),
-    "avg_pool_3x3": lambda c, stride: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False),
+    "avg_pool_3x3": lambda c, stride: AvgPool3x3(stride),
     "skip_connect": lambda c, stride: nn.Identity() if stride == 1 else FactorizedReduce(c, c),
     "sep_conv_3x3": lambda c, stride: SepConv(c, c, 3, stride, 1),
     "sep_conv_5x5": lambda c, stride: SepConv(c, c, 5, stride, 2),

@@ -37,7 +37,7 @@ import torch.nn as nn
 from nasforge.errors import NasforgeError
 from nasforge.spaces.base import Arch, PathEncodable, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
-from nasforge.spaces.ops import ReLUConvBN, Zero
+from nasforge.spaces.ops import AvgPool3x3, ReLUConvBN, Zero
 
 __all__ = ["EDGES", "NB201_OPS", "PATH_OPS", "ROUTES", "NB201Network", "NB201Space", "format_arch", "parse_arch"]
 
@@ -71,7 +71,7 @@ OP_FACTORIES: dict[str, Callable[[int], nn.Module]] = {
     "skip_connect": lambda c: nn.Identity(),
     "nor_conv_1x1": lambda c: ReLUConvBN(c, c, 1, 1, 0),
     "nor_conv_3x3": lambda c: ReLUConvBN(c, c, 3, 1, 1),
-    "avg_pool_3x3": lambda c: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    "avg_pool_3x3": lambda c: AvgPool3x3(),
 }
 
 
