@@ -92,8 +92,8 @@ def test_extrapolates_a_real_run_from_its_first_epochs(space, digits):
     assert (m["epochs"], m["predicted_epochs"], m["extrapolated"], m["fit_failed"], result.fidelity) == (4, T, 1.0, 0.0, 4.0)
     observed = max(row["val_acc"] for row in full.curve[:4])
     assert m["val_acc_observed"] == observed
-    # measured: observed best 96.9 %, prediction 98.3 %, real final 97.2 %: in range, and above what was seen
-    assert observed < m["val_acc"] <= 100.0 and abs(m["val_acc"] - full.metrics["val_acc"]) < 3.0
+    # measured: observed best 96.4 %, prediction 97.8 %, real final 97.2 %: above what was seen, near the end
+    assert observed < m["val_acc"] <= 100.0 and abs(m["val_acc"] - full.metrics["val_acc"]) < 1.5
     # every other metric is that of the epochs trained (test ones of their best-validation weights), never extrapolated
     trained = _trainer(space, digits).train(arch, 4, schedule_epochs=T).metrics
     assert {k: m[k] for k in trained if k != "val_acc"} == {k: v for k, v in trained.items() if k != "val_acc"}
