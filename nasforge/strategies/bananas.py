@@ -96,16 +96,15 @@ class Bananas(EvaluatesOnce, Strategy):
         self.scores: dict[str, float | None] = {}  # canonical key -> score of every told result (None: failed)
         self.observed: list[tuple[Arch, float]] = []  # results with a score, in the order told
         self.out: set[str] = set()  # canonical keys asked, not told yet
-        self.asked = 0
         self.ranked: list[Arch] = []  # the last fit's candidates, best first, still to propose
         self.ranked_at = -1  # len(observed) when `ranked` was made
         self.model: MLPEnsemble | None = None  # the ensemble, refitted on from its earlier weights
         self._codes: dict[str, np.ndarray] = {}
 
     def ask(self) -> Arch:
-        self.asked += 1
         data = self._training_data()
-        if self.asked > self.initial - len(self.warm_start) and len(data) >= 2:
+        known = len(self.scores) + len(self.out)  # told (asked or not: a warm start's count too) or out
+        if known >= self.initial - len(self.warm_start) and len(data) >= 2:
             if self.ranked_at != len(self.observed):
                 self.ranked, self.ranked_at = self._rank(data), len(self.observed)
             while self.ranked:
