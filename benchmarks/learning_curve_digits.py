@@ -7,7 +7,8 @@ the embedded digits data (one CPU thread), recording the validation curve. The f
 run are exactly what `LearningCurveEstimator` trains (same seed and cosine schedule over T; the script
 checks it on the first architecture), so its prediction is computed from the recorded prefix. The target
 is the final val_acc (best-validation epoch of the T). For each k, Spearman's rank correlation with the
-target, the mean absolute error and the bias (mean estimate minus target) of:
+target (with a 90 % bootstrap interval over architectures), the mean absolute error and the bias (mean
+estimate minus target) of:
 
   extrapolated   LearningCurveEstimator's val_acc from k epochs (Domhan et al. 2015-style curve fit)
   observed       the best val_acc of those k epochs: the naive baseline, from the same epochs
@@ -28,6 +29,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -56,6 +58,20 @@ def predicted(values: list[float], horizon: int) -> float:
     """LearningCurveEstimator's val_acc from these epochs: the extrapolation, or the best observed if no fit."""
     prediction = extrapolate(values, horizon)
     return max(values) if prediction is None else prediction
+
+
+def spearman_interval(values: list[float], finals: list[float], rounds: int = 1000) -> list[float]:
+    """A 90 % bootstrap interval of Spearman's rho over resampled architectures (the same resamples for
+    every estimate, so their intervals are comparable)."""
+    rng = np.random.default_rng(SEED)
+    x, y = np.asarray(values), np.asarray(finals)
+    rhos = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a resample of all-equal values has no rank correlation: NaN, skipped
+        for _ in range(rounds):
+            i = rng.integers(0, len(x), len(x))
+            rhos.append(spearmanr(x[i], y[i])[0])
+    return [float(q) for q in np.nanquantile(rhos, [0.05, 0.95])]
 
 
 def simulate_stop(curves: list[list[float]], finals: list[float], horizon: int, threshold: float, min_epochs: int,
@@ -115,14 +131,15 @@ def main() -> None:
                      "short run": [r["short_run"][k] for r in rows]}
         for method, values in estimates.items():
             ranking.append({"k": k, "method": method, "spearman": float(spearmanr(values, finals)[0]),
+                            "spearman_90": spearman_interval(values, finals),
                             "mae": statistics.fmean(abs(v - f) for v, f in zip(values, finals)),
                             "bias": statistics.fmean(v - f for v, f in zip(values, finals))})
     stopping = [simulate_stop(curves, finals, horizon, float(np.quantile(finals, q)), m, margin) | {"quantile": q}
                 for q in s["quantiles"] for m in s["min_epochs"] for margin in s["margins"]]
 
-    table = markdown_table(["k / T epochs", "estimate", "Spearman vs final", "MAE (pp)", "bias (pp)"], [
-        [f"{r['k']} / {horizon}", r["method"], f"{r['spearman']:.3f}", f"{r['mae']:.2f}", f"{r['bias']:+.2f}"]
-        for r in ranking])
+    table = markdown_table(["k / T epochs", "estimate", "Spearman vs final", "90 % bootstrap", "MAE (pp)", "bias (pp)"], [
+        [f"{r['k']} / {horizon}", r["method"], f"{r['spearman']:.3f}", "{:.2f} to {:.2f}".format(*r["spearman_90"]),
+         f"{r['mae']:.2f}", f"{r['bias']:+.2f}"] for r in ranking])
     table += "\n\n" + markdown_table(
         ["stop_below (quantile of final)", "min_epochs", "margin", "epochs run", "saved", "stopped", "wrongly stopped (final >= threshold)",
          "regret of the pick (pp)"],
