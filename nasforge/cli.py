@@ -27,7 +27,7 @@ out = Console(soft_wrap=True)
 def search(
     space: Optional[str] = typer.Option(None, help=f"Search space: {', '.join(list_spaces())}."),
     strategy: Optional[str] = typer.Option(None, help=f"Search strategy: {', '.join(list_strategies())}."),
-    estimator: Optional[str] = typer.Option(None, help="Estimator: train (real training), learning_curve (a few epochs, extrapolated) or tabular."),
+    estimator: Optional[str] = typer.Option(None, help="Estimator: train (real training), learning_curve (a few epochs, extrapolated), zero_cost (proxies of the untrained network; objective zc_score or a proxy) or tabular."),
     dataset: Optional[str] = typer.Option(None, help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
     table: Optional[str] = typer.Option(None, help="NAS-Bench-201-style CSV for the tabular estimator."),
     objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_acc)."),

@@ -50,6 +50,18 @@ def _learning_curve(config: RunConfig, space: SearchSpace) -> Estimator:
     return ESTIMATORS.create("learning_curve", trainer=trainer, **curve)
 
 
+def _zero_cost(config: RunConfig, space: SearchSpace) -> Estimator:
+    from nasforge.data import load_dataset
+
+    data = load_dataset(config.dataset, seed=config.seed)
+    estimator = ESTIMATORS.create("zero_cost", space=space, data=data, seed=config.seed, **config.estimator_options)
+    metric = Objective(config.objective).metric
+    if metric not in estimator.metric_names:
+        raise NasforgeError(f"objective: the zero_cost estimator reports no '{metric}' "
+                            f"(allowed: {', '.join(estimator.metric_names)})")
+    return estimator
+
+
 def _tabular(config: RunConfig, space: SearchSpace) -> Estimator:
     if config.table is None:
         raise NasforgeError("table: the tabular estimator needs a table (--table PATH)")
@@ -60,20 +72,22 @@ ESTIMATORS: Registry[Estimator] = Registry("estimator")
 ESTIMATORS.register("train", "nasforge.estimators.training:TrainingEstimator")
 ESTIMATORS.register("tabular", "nasforge.estimators.tabular:TabularEstimator")
 ESTIMATORS.register("learning_curve", "nasforge.estimators.learning_curve:LearningCurveEstimator")
+ESTIMATORS.register("zero_cost", "nasforge.estimators.zero_cost:ZeroCostEstimator")
 
 #: how each estimator is made from a run's config (the only place that reads a config for it)
 _FROM_CONFIG: dict[str, Callable[[RunConfig, SearchSpace], Estimator]] = {
-    "train": _training, "tabular": _tabular, "learning_curve": _learning_curve}
+    "train": _training, "tabular": _tabular, "learning_curve": _learning_curve, "zero_cost": _zero_cost}
 
 
 def network_input(estimator: Estimator) -> tuple[tuple[int, ...], int]:
     """(input shape, class count) the run's networks are built for: the training data's, else `TABLE_INPUT`."""
     from nasforge.estimators.learning_curve import LearningCurveEstimator
     from nasforge.estimators.training import TrainingEstimator
+    from nasforge.estimators.zero_cost import ZeroCostEstimator
 
     if isinstance(estimator, LearningCurveEstimator):
         estimator = estimator.trainer
-    if isinstance(estimator, TrainingEstimator):
+    if isinstance(estimator, (TrainingEstimator, ZeroCostEstimator)):
         return estimator.data.input_shape, estimator.data.num_classes
     return TABLE_INPUT
 

@@ -82,7 +82,7 @@ def test_saliencies_match_an_independent_computation():
         "grad_norm": float(grads[0].norm() + grads[1].norm()),
         "grasp": float(-(flat * (hessian @ g)).sum()),
         "fisher": float(0.5 * ((z1.detach() * dz1) ** 2).mean(0).sum() + 0.5 * ((z2.detach() * dz2) ** 2).mean(0).sum()),
-        "l2_norm": float(weights[0].norm() + weights[1].norm()),
+        "l2_norm": float(weights[0].detach().norm() + weights[1].detach().norm()),
         "params": 4 * 6 + 6 + 6 * 3 + 3,
     }
     values = compute_proxies(model, x, y, list(expected)).values
@@ -180,3 +180,17 @@ def test_zero_cost_estimator_scores_architectures_of_a_space():
         ZeroCostEstimator(space=space, data=data, proxies=["nope"])
     with pytest.raises(NasforgeError, match="batch_size"):
         ZeroCostEstimator(space=space, data=data, batch_size=0)
+
+
+def test_a_search_with_the_zero_cost_estimator_ranks_by_the_combined_score(tmp_path):
+    from nasforge.runner.config import RunConfig
+    from nasforge.runner.search import run_search
+
+    config = RunConfig(out=str(tmp_path / "run"), space="nb201", space_options={"channels": 4, "cells_per_stage": 1},
+                       strategy="random", estimator="zero_cost", objective="zc_score", budget=4,
+                       estimator_options={"batch_size": 16, "reference": 4})
+    outcome = run_search(config)
+    assert len(outcome.trials) == 4 and all(t.result.ok for t in outcome.trials)
+    assert outcome.best.result.metrics["zc_score"] == max(t.result.metrics["zc_score"] for t in outcome.trials)
+    with pytest.raises(NasforgeError, match="objective: the zero_cost estimator reports no 'val_acc'"):
+        run_search(RunConfig(out=str(tmp_path / "other"), estimator="zero_cost", budget=1))

@@ -17,13 +17,17 @@ from nasforge.estimators.zero_cost.combined import CombinedScore
 from nasforge.estimators.zero_cost.compute import PROXIES, ProxyScores, compute_proxies
 from nasforge.spaces.base import Arch, SearchSpace
 
-__all__ = ["ZeroCostEstimator"]
+__all__ = ["DEFAULT_COMBINED", "ZeroCostEstimator"]
+
+
+#: the proxies the combined score `zc_score` aggregates unless told otherwise
+DEFAULT_COMBINED = ("jacob_cov", "naswot", "synflow", "params")
 
 
 class ZeroCostEstimator(Estimator):
-    """Metrics: each proxy of `proxies` by name (NaN where undefined for the architecture) and, with
-    `combine`, `zc_score`: the proxies' equally weighted mean percentile among `reference` random
-    architectures of the space (scored once, on first use).
+    """Metrics: each proxy of `proxies` by name (NaN where undefined for the architecture) and, unless
+    `combine` is empty, `zc_score`: the equally weighted mean percentile of the proxies `combine`
+    among `reference` random architectures of the space (scored once, on first use).
 
     Every architecture is scored on the same `batch_size` training images, drawn with `seed`; its
     network is initialised from a seed hashed from `seed` and its key, so a score is a pure function
@@ -31,7 +35,7 @@ class ZeroCostEstimator(Estimator):
     """
 
     def __init__(self, *, space: SearchSpace, data: Dataset, proxies: Sequence[str] | None = None,
-                 batch_size: int = 64, seed: int = 0, combine: Sequence[str] | None = None,
+                 batch_size: int = 64, seed: int = 0, combine: Sequence[str] = DEFAULT_COMBINED,
                  reference: int = 32, threads: int | None = None) -> None:
         if not isinstance(space, SearchSpace):
             raise NasforgeError(f"space: expected a SearchSpace, got {type(space).__name__}")
@@ -45,10 +49,15 @@ class ZeroCostEstimator(Estimator):
             if name not in PROXIES:
                 raise NasforgeError(f"proxies: unknown '{name}' (allowed: {', '.join(PROXIES)})")
         self.space, self.data, self.seed, self.threads = space, data, seed, threads
-        self.combine = None if combine is None else CombinedScore(list(combine))
+        self.combine = CombinedScore(list(combine)) if combine else None
         self.reference = reference
         rows = np.random.default_rng(seed).choice(len(data.y_train), min(batch_size, len(data.y_train)), replace=False)
         self.x, self.y = data.x_train[rows], data.y_train[rows]
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics `evaluate` reports."""
+        return [*self.proxies, *(["zc_score"] if self.combine else [])]
 
     def scores(self, arch: Arch, names: Sequence[str] | None = None) -> ProxyScores:
         """The proxies `names` (default: the estimator's and those it combines) of `arch`'s untrained network."""
