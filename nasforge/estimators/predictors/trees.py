@@ -3,10 +3,10 @@
 machine") on architecture encodings.
 
 White et al. (2021, "How powerful are performance predictors in neural architecture search?") found
-boosted trees among the best predictors once a search has a few dozen to a few hundred results, and at
-a fraction of a neural predictor's cost. A single boosted model gives no uncertainty, so `members`
-models are each fitted on their own bootstrap resample of the data (bagging, as BANANAS' MLP ensemble):
-their mean is the prediction and their spread the uncertainty an acquisition function needs.
+boosted trees among the best predictors once a search has a few dozen to a few hundred results. A
+single boosted model gives no uncertainty, so `members` models are each fitted on their own bootstrap
+resample of the data (bagging, as BANANAS' MLP ensemble): their mean is the prediction and their
+spread the uncertainty an acquisition function needs.
 
 By default the models learn the targets' empirical quantiles (their ranks scaled to [0, 1]), and each
 model's predictions are mapped back through the training targets' quantile function: accuracies have a
