@@ -105,7 +105,7 @@ class LearningCurveEstimator(Estimator):
     the prediction, `val_acc_observed` the best observed, `epochs` run, `predicted_epochs` (T),
     `extrapolated` (1.0 or 0.0 for a real result) and `fit_failed` (1.0 when no family fitted and `val_acc`
     fell back to the best observed value). `min_epochs` defaults to 5: from 3 epochs of 20 the predictions
-    were far off in `benchmarks/learning_curve_digits.py` (mean error 6 pp, against 1.9 pp from 5).
+    were far off in `benchmarks/learning_curve_digits.py` (mean error 6.4 pp, against 1.8 pp from 5).
     """
 
     def __init__(self, trainer: TrainingEstimator, *, min_epochs: int = 5, stop_below: float | None = None,
