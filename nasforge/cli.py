@@ -190,7 +190,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 def _data_shape(config: Any, input_shape: str | None, num_classes: int | None) -> tuple[tuple[int, ...], int]:
     from nasforge.runner.search import TABLE_INPUT
 
-    if config.estimator == "train" and (input_shape is None or num_classes is None):
+    if config.estimator in ("train", "learning_curve", "zero_cost") and (input_shape is None or num_classes is None):
         from nasforge.data import load_dataset
 
         data = load_dataset(config.dataset, seed=config.seed)
