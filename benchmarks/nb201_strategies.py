@@ -6,6 +6,11 @@ found after each query budget, mean ± std over seeds, with Optuna's TPE and ran
 Every registered strategy runs through the real runner and store; the peers `optuna-tpe` and
 `optuna-random` call Optuna directly. A repeated architecture costs a query. Selection is by val_acc
 only; test_acc is reported. `--quick` runs 3 seeds up to 100 queries.
+
+`bananas+zc-warm-start` first evaluates the 10 best of 100 random architectures by the unlabelled
+combined zero-cost score (proxies measured by zero_cost_nb201.py, read from its cache), then BANANAS
+goes on from their results; those 10 count as queries, and the proxies cost 100 x the all-proxy
+seconds per architecture of benchmarks/results/zero_cost_nb201.md on top of each run.
 """
 
 from __future__ import annotations
@@ -21,13 +26,18 @@ from pathlib import Path
 import numpy as np
 import optuna
 from common import RESULTS, markdown_table, parser, publish
+from zero_cost_nb201 import read_scores
 
 from nasforge.estimators.tabular import TabularEstimator
 from nasforge.runner.executors import InlineExecutor
 from nasforge.runner.runner import Runner
 from nasforge.runner.store import Store
+from nasforge.estimators.zero_cost import CombinedScore
+from nasforge.estimators.zero_cost.estimator import DEFAULT_COMBINED
 from nasforge.spaces import Arch, create_space
+from nasforge.spaces.base import SearchSpace
 from nasforge.strategies import create_strategy, list_strategies
+from nasforge.strategies.warm_start import WarmStart, rank_pool
 
 BUDGETS = (25, 50, 100, 150, 200, 300)
 # Optuna's GP sampler refits and optimises its acquisition every query: minutes per 300-query run, so 3 seeds
@@ -37,9 +47,12 @@ SEEDS_CAP = {"optuna:gp": 3}
 def nasforge_run(name: str, table: TabularEstimator, seed: int, budget: int) -> list[tuple[float, float]]:
     """(val_acc, test_acc) of each query of one nasforge run, through the real runner and store."""
     space = create_space("nb201")
+    if name in WARM_STARTED:
+        strategy = warm_started(WARM_STARTED[name], space, seed)
+    else:
+        strategy = create_strategy(name, space, seed=seed)
     store = Store(":memory:", space=space.name)
-    runner = Runner(strategy=create_strategy(name, space, seed=seed), executor=InlineExecutor(table),
-                    store=store, budget=budget)
+    runner = Runner(strategy=strategy, executor=InlineExecutor(table), store=store, budget=budget)
     trials = runner.run()
     store.close()
     return [(t.result.metrics["val_acc"], t.result.metrics["test_acc"]) for t in trials]
@@ -57,6 +70,21 @@ def optuna_run(sampler: optuna.samplers.BaseSampler, table: TabularEstimator, bu
         study.tell(trial, metrics["val_acc"])
         queries.append((metrics["val_acc"], metrics["test_acc"]))
     return queries
+
+
+def warm_started(name: str, space: SearchSpace, seed: int) -> WarmStart:
+    """Strategy `name` after the `WARM_TOP` best of `WARM_POOL` architectures by the unlabelled combined
+    zero-cost score; the pool is drawn with `seed` from the first `WARM_SOURCE` architectures whose
+    proxies zero_cost_nb201.py measured (a uniform sample of the space, so the pool is one too)."""
+    scores = _SCORES.setdefault(ZERO_COST_SCORES, read_scores(ZERO_COST_SCORES))
+    keys = list(scores)[:WARM_SOURCE]
+    if len(keys) < WARM_SOURCE:
+        raise RuntimeError(f"{ZERO_COST_SCORES} holds {len(keys)} architectures; run benchmarks/zero_cost_nb201.py first")
+    pool = [keys[i] for i in np.random.default_rng([seed, WARM_POOL]).choice(len(keys), WARM_POOL, replace=False)]
+    rows = [scores[k] for k in pool]
+    combined = CombinedScore(list(DEFAULT_COMBINED)).set_reference(rows).scores(rows)
+    ranked = rank_pool([space.validate(k) for k in pool], combined.tolist(), top=WARM_TOP)
+    return WarmStart(create_strategy(name, space, seed=seed), ranked)
 
 
 def anytime_test_acc(queries: list[tuple[float, float]], budget: int) -> float:
@@ -90,6 +118,11 @@ def report(results: dict) -> str:
 
 PEERS = {"optuna-tpe": optuna.samplers.TPESampler, "optuna-random": optuna.samplers.RandomSampler}
 _TABLES: dict[Path, TabularEstimator] = {}  # one table per process
+#: warm-started rows: method name -> the strategy that goes on after the pool
+WARM_STARTED = {"bananas+zc-warm-start": "bananas"}
+WARM_POOL, WARM_TOP, WARM_SOURCE = 100, 10, 300
+ZERO_COST_SCORES = RESULTS / "zero_cost_nb201_scores.csv"
+_SCORES: dict[Path, dict] = {}
 
 
 def timed_run(name: str, seed: int, table_path: Path, budget: int) -> tuple[list[tuple[float, float]], float]:
@@ -131,7 +164,7 @@ def main() -> None:
     table = TabularEstimator(args.table)
     rows_by_val = [table.evaluate(Arch.of("nb201", key)).metrics for key in table.keys()]
     oracle = max(rows_by_val, key=lambda m: m["val_acc"])["test_acc"]
-    methods = [*list_strategies(), *PEERS]
+    methods = [*list_strategies(), *WARM_STARTED, *PEERS]
     if args.methods:
         unknown = sorted(set(args.methods.split(",")) - set(methods))
         if unknown:

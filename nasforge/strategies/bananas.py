@@ -40,7 +40,7 @@ import numpy as np
 
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Result
-from nasforge.estimators.predictors import GPPredictor, MLPEnsemble, Predictor
+from nasforge.estimators.predictors import GPPredictor, MLPEnsemble, Predictor, normal_scores
 from nasforge.objective import Objective
 from nasforge.spaces.base import Arch, Encodable, Mutable, PathEncodable, SearchSpace
 from nasforge.strategies.base import EvaluatesOnce, Strategy, require
@@ -127,7 +127,7 @@ class Bananas(EvaluatesOnce, Strategy):
         pool = self._candidates(data)
         if not pool:
             return []
-        y = _normal_scores(np.array([score for _, score in data]))
+        y = normal_scores(np.array([score for _, score in data]))
         mean, std = self._fit(self._encode([arch for arch, _ in data], keep=True), y).predict(self._encode(pool))
         value = _acquire(self.acquisition, mean, std, float(y.max()), self.rng)
         return [pool[int(i)] for i in np.argsort(-value, kind="stable")]
@@ -189,17 +189,6 @@ def _acquire(kind: str, mean: np.ndarray, std: np.ndarray, best: float, rng: np.
     std = np.maximum(std, 1e-12)  # expected improvement over the best result so far
     z = (mean - best) / std
     return (mean - best) * np.array([NORMAL.cdf(v) for v in z]) + std * np.array([NORMAL.pdf(v) for v in z])
-
-
-def _normal_scores(scores: np.ndarray) -> np.ndarray:
-    """The normal quantile of (rank - 1/2) / n of each score (ties share their mean rank).
-
-    >>> _normal_scores(np.array([70.0, 10.0, 85.0, 70.0])).round(3).tolist()
-    [0.0, -1.15, 1.15, 0.0]
-    """
-    ordered = np.sort(scores)
-    twice_ranks = np.searchsorted(ordered, scores, "left") + np.searchsorted(ordered, scores, "right")
-    return np.array([NORMAL.inv_cdf(r / (2 * len(scores))) for r in twice_ranks])
 
 
 def _warm_start(space: SearchSpace, pairs: Sequence[tuple[Arch, float]] | None) -> list[tuple[Arch, float]]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # scripts, not a package
 
@@ -43,3 +44,15 @@ def test_update_keeps_only_other_methods_measured_alike(tmp_path):
     assert list(kept) == ["random"] and kept["random"]["mean"] == {25: 88.0} and kept["random"]["seeds"] == 3
     assert earlier_rows(path, {"budgets": [25], "seeds": 30}, ["local"]) == {}  # other seeds: nothing kept
     assert earlier_rows(tmp_path / "missing.json", {"budgets": [25], "seeds": 3}, []) == {}
+
+
+def test_the_warm_started_row_asks_the_best_of_its_pool_by_the_combined_proxy_score_first():
+    from nb201_strategies import WARM_TOP, ZERO_COST_SCORES, warm_started
+
+    from nasforge.spaces import create_space
+
+    if not ZERO_COST_SCORES.is_file():
+        pytest.skip("no zero-cost scores measured (benchmarks/zero_cost_nb201.py)")
+    space = create_space("nb201")
+    first, again, other = (warm_started("bananas", space, seed) for seed in (0, 0, 1))
+    assert len(first.pool) == WARM_TOP and first.pool == again.pool and first.pool != other.pool
