@@ -26,6 +26,13 @@ Settings, chosen on tuning seeds 100-104 (the reported seeds are 0-9); mean Spea
 
 On the reported seeds (results/predictors_nb201.md) every predictor beats the random forest at every
 size, but none reaches Spearman 0.85 at 200 (gp 0.823, mlp_ensemble 0.822, gbt 0.819; 0.87-0.89 at 400).
+
+With zero-cost proxies as features (a second table): the 1000 cells whose proxies zero_cost_nb201.py
+measured (its cache, `--zc-scores`), each seed a pool of 400 and the other 600 held out; features are
+each proxy's percentile among those cells (no labels involved). Chosen on seeds 100-102 of the first
+564 cells, Spearman at 50/200: GP on the proxies alone 0.870/0.901, MLP ensemble on them
+0.889/0.913, GBT on path + proxies 0.828/0.907 (GBT on the proxies alone 0.841/0.898; GP on path +
+proxies 0.775/0.913, the path's 84 features drowning the 11 proxies at 50).
 """
 
 from __future__ import annotations
@@ -37,12 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from common import markdown_table, parser, publish
+from common import RESULTS, markdown_table, parser, publish
+from zero_cost_nb201 import read_scores
 from scipy.stats import kendalltau, spearmanr
 from sklearn.ensemble import RandomForestRegressor
 from threadpoolctl import threadpool_limits
 
 from nasforge.estimators.predictors import GBTPredictor, GPPredictor, MLPEnsemble
+from nasforge.estimators.zero_cost import PROXIES, CombinedScore
 from nasforge.estimators.tabular import TabularEstimator
 from nasforge.spaces.base import Arch
 from nasforge.spaces.nb201 import NB201Space
@@ -59,15 +68,21 @@ class Data:
     val_acc: np.ndarray
 
 
-def load(table_path: Path) -> Data:
-    """The one-hot decisions (`onehot`), path encoding (`path`) and val_acc of every cell of the table."""
+def load(table_path: Path, scores_path: Path | None = None) -> Data:
+    """The one-hot decisions (`onehot`), path encoding (`path`) and val_acc of every cell of the table;
+    with `scores_path`, of the cells with proxies there only, plus `zc` (each proxy's percentile among
+    them) and `path+zc`."""
     table, space = TabularEstimator(table_path), NB201Space()
-    keys = table.keys()
+    scores = read_scores(scores_path) if scores_path else {}
+    keys = list(scores) if scores_path else table.keys()
     archs = [Arch.of("nb201", key) for key in keys]
-    onehot = np.stack([space.encode(a) for a in archs])
-    path = np.stack([space.path_encode(a) for a in archs])
-    return Data({"onehot": onehot, "path": path},
-                np.array([table.evaluate(a).metrics["val_acc"] for a in archs]))
+    encodings = {"onehot": np.stack([space.encode(a) for a in archs]),
+                 "path": np.stack([space.path_encode(a) for a in archs])}
+    if scores_path:
+        rows = [scores[k] for k in keys]
+        encodings["zc"] = CombinedScore(list(PROXIES)).set_reference(rows).percentiles(rows)
+        encodings["path+zc"] = np.hstack([encodings["path"], encodings["zc"]])
+    return Data(encodings, np.array([table.evaluate(a).metrics["val_acc"] for a in archs]))
 
 
 def mlp_ensemble(seed: int) -> MLPEnsemble:
@@ -86,6 +101,14 @@ PREDICTORS: dict[str, tuple[Callable[[int], object], str]] = {
     "gp": (lambda seed: GPPredictor(seed=seed), "path"),
     "random_forest": (random_forest, "onehot"),
 }
+#: the same with zero-cost proxies as features (and the proxy-free ones on the same splits)
+WITH_PROXIES: dict[str, tuple[Callable[[int], object], str]] = {
+    "gp+zc": (lambda seed: GPPredictor(seed=seed), "zc"),
+    "mlp_ensemble+zc": (mlp_ensemble, "zc"),
+    "gbt+zc": (lambda seed: GBTPredictor(seed=seed), "path+zc"),
+    **{name: PREDICTORS[name] for name in ("gp", "mlp_ensemble", "gbt", "random_forest")},
+}
+ZC_SCORES = RESULTS / "zero_cost_nb201_scores.csv"
 
 
 def split(n_archs: int, seed: int, held_out: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,19 +138,25 @@ def measure_seed(data: Data, seed: int, predictors: dict[str, tuple[Callable[[in
     return out
 
 
-_DATA: dict[Path, Data] = {}  # one loaded table per process
+_DATA: dict[tuple[Path, Path | None], Data] = {}  # one loaded table (and proxy cache) per process
 
 
-def run_seed(table_path: Path, seed: int, sizes: tuple[int, ...]) -> dict[str, dict[int, tuple[float, float, float]]]:
-    """`measure_seed` of every predictor on the table at `table_path` (a function of module level: it runs in workers)."""
-    data = _DATA.get(table_path) or _DATA.setdefault(table_path, load(table_path))
-    return measure_seed(data, seed, PREDICTORS, sizes)
+def run_seed(table_path: Path, seed: int, sizes: tuple[int, ...],
+             scores_path: Path | None = None) -> dict[str, dict[int, tuple[float, float, float]]]:
+    """`measure_seed` of every predictor on the table at `table_path`, or with `scores_path` of those
+    `WITH_PROXIES` on the cells with proxies, the rest of each seed's pool held out (a function of
+    module level: it runs in workers)."""
+    data = _DATA.get((table_path, scores_path)) or _DATA.setdefault((table_path, scores_path), load(table_path, scores_path))
+    if scores_path is None:
+        return measure_seed(data, seed, PREDICTORS, sizes)
+    return measure_seed(data, seed, WITH_PROXIES, sizes, held_out=len(data.val_acc) - max(sizes))
 
 
-def summarize(runs: list[dict[str, dict[int, tuple[float, float, float]]]], workers: int = 1) -> dict:
+def summarize(runs: list[dict[str, dict[int, tuple[float, float, float]]]], workers: int = 1,
+              held_out: int = HELD_OUT) -> dict:
     """The results dict: per metric, predictor and training size (string keys), the mean over seeds."""
-    results: dict = {"seeds": len(runs), "held_out": HELD_OUT, "workers": workers,
-                     "encodings": {name: encoding for name, (_, encoding) in PREDICTORS.items() if name in runs[0]}}
+    encodings = {name: encoding for name, (_, encoding) in {**PREDICTORS, **WITH_PROXIES}.items() if name in runs[0]}
+    results: dict = {"seeds": len(runs), "held_out": held_out, "workers": workers, "encodings": encodings}
     for k, metric in enumerate(("spearman", "kendall", "seconds")):
         values = {name: {str(size): [run[name][size][k] for run in runs] for size in runs[0][name]} for name in runs[0]}
         results[metric] = {name: {size: float(np.mean(v)) for size, v in row.items()} for name, row in values.items()}
@@ -157,6 +186,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0], table=True)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--workers", type=int, default=1, help="processes running seeds side by side (one per core)")
+    p.add_argument("--zc-scores", type=Path, default=ZC_SCORES, help="proxies per cell (zero_cost_nb201.py's cache)")
     args = p.parse_args()
     for name in ("seeds", "workers"):
         if getattr(args, name) < 1:
@@ -164,8 +194,14 @@ def main() -> None:
     seeds = 3 if args.quick else args.seeds
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         runs = pool.starmap(run_seed, [(args.table, seed, SIZES) for seed in range(seeds)])
-    results = summarize(runs, args.workers)
-    publish("predictors_nb201", results, report(results), args.json, quick=args.quick)
+        results = summarize(runs, args.workers)
+        markdown = report(results)
+        if args.zc_scores.is_file():
+            runs = pool.starmap(run_seed, [(args.table, seed, SIZES, args.zc_scores) for seed in range(seeds)])
+            held_out = len(read_scores(args.zc_scores)) - max(SIZES)
+            results["with_proxies"] = summarize(runs, args.workers, held_out)
+            markdown += "\n\nWith zero-cost proxies as features, on the cells with proxies:\n\n" + report(results["with_proxies"])
+    publish("predictors_nb201", results, markdown, args.json, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,15 @@ def test_every_predictor_ranks_held_out_archs_on_a_tiny_budget(data):
     table = report(results)
     assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + len(PREDICTORS)  # header and a row each
     assert "Spearman @60" in table
+
+
+def test_proxy_features_come_from_the_measured_cells(nb201_table):
+    from predictors_nb201 import WITH_PROXIES, ZC_SCORES
+
+    if not ZC_SCORES.is_file():
+        pytest.skip("no zero-cost scores measured (benchmarks/zero_cost_nb201.py)")
+    with_proxies = load(nb201_table, ZC_SCORES)
+    assert with_proxies.encodings["zc"].shape[1] == 11 and 0 <= with_proxies.encodings["zc"].min() <= 1
+    assert with_proxies.encodings["path+zc"].shape[1] == with_proxies.encodings["path"].shape[1] + 11
+    run = measure_seed(with_proxies, 0, {k: WITH_PROXIES[k] for k in ("gp+zc", "gp")}, sizes=(30,), held_out=200)
+    assert run["gp+zc"][30][0] > run["gp"][30][0]  # the proxies carry what 30 labels cannot
