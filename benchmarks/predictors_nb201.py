@@ -25,7 +25,8 @@ Settings, chosen on tuning seeds 100-104 (the reported seeds are 0-9); mean Spea
   decisions, 0.381/0.602/0.717/0.783.
 
 On the reported seeds (results/predictors_nb201.md) every predictor beats the random forest at every
-size, but none reaches Spearman 0.85 at 200 (gp 0.823, mlp_ensemble 0.822, gbt 0.819; 0.87-0.89 at 400).
+size, but none reaches Spearman 0.85 at 200 on the encodings alone (gp 0.823, mlp_ensemble 0.822, gbt
+0.819; 0.87-0.89 at 400); with the proxies as features they do (mlp_ensemble+zc 0.912, gbt+zc 0.914).
 
 With zero-cost proxies as features (a second table): the 1000 cells whose proxies zero_cost_nb201.py
 measured (its cache, `--zc-scores`), each seed a pool of 400 and the other 600 held out; features are

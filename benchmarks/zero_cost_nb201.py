@@ -10,6 +10,16 @@ in this process with 2 threads after the scoring.
 
 Scores are cached per architecture in `--scores` (CSV), so an interrupted run resumes and later
 benchmarks (strategies' warm start, predictors with proxy features) reuse them.
+`results/zero_cost_nb201_scores_seed1.csv` is the calibration sample (`--seed 1`, 92 cells, stopped
+early; zen there predates the rule that skips dead BN layers) on which the unlabelled combination
+(`DEFAULT_COMBINED`) was chosen.
+
+Outcome (results/zero_cost_nb201.md): every proxy with a reference figure agrees with it (synflow 0.45,
+jacob_cov 0.74, NASWOT 0.53, params 0.45). No unlabelled combination ranks above jacob_cov on this
+12-epoch table - among cells that jacob_cov rates well, no proxy ranks the rest (gradient-size ones
+even reverse) - so the default mean of jacob_cov and params percentiles gives 0.68, not the 0.78 hoped
+for; learned from 50 labelled cells (a GP on the percentiles), 0.86. All eleven proxies cost 3.5 s per
+cell on 2 threads, 2.1 s of it grasp's double backward.
 """
 
 from __future__ import annotations
