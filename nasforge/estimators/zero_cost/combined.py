@@ -43,6 +43,10 @@ class CombinedScore:
         self._reference: dict[str, np.ndarray] = {}
         self._learned: GPPredictor | None = None
 
+    @property
+    def has_reference(self) -> bool:
+        return bool(self._reference)
+
     def set_reference(self, rows: Sequence[Mapping[str, float]]) -> CombinedScore:
         """Rank against the proxy values `rows` of a reference set of architectures (e.g. random ones)."""
         if not rows:

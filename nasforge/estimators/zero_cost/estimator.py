@@ -87,7 +87,7 @@ class ZeroCostEstimator(Estimator):
 
     def _combined(self) -> CombinedScore:
         """The combined score, its reference set scored on first use."""
-        if not self.combine._reference:
+        if not self.combine.has_reference:
             rng = np.random.default_rng(self.seed)
             archs = [self.space.sample(rng) for _ in range(self.reference)]
             self.combine.set_reference([self.scores(a, self.combine.names).values for a in archs])
