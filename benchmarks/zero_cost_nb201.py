@@ -38,6 +38,7 @@ from nasforge.estimators.tabular import TabularEstimator
 from nasforge.estimators.zero_cost import PROXIES, CombinedScore, ZeroCostEstimator
 from nasforge.estimators.zero_cost.estimator import DEFAULT_COMBINED
 from nasforge.spaces import create_space
+from nasforge.spaces.base import Arch
 
 #: labelled architectures the learned combination may use
 LABELLED = 50
@@ -164,7 +165,7 @@ def main() -> None:
     cache = args.scores or RESULTS / f"zero_cost_nb201_scores{suffix}.csv"
     scores = score_all(keys, args.data, cache, args.workers)
     rows = [scores[k] for k in keys]
-    targets = np.array([table.evaluate(table_arch(k)).metrics["val_acc"] for k in keys])
+    targets = np.array([table.evaluate(Arch.of("nb201", k)).metrics["val_acc"] for k in keys])
     rng = np.random.default_rng(args.seed)
     results: dict = {"n": n, "spearman": {}, "interval": {}, "seconds_per_arch": {}}
     for name in PROXIES:
@@ -180,12 +181,6 @@ def main() -> None:
     results["combined_proxies"] = list(DEFAULT_COMBINED)
     results["seconds_per_arch"] = seconds_per_arch(keys[: args.timing or (5 if args.quick else 50)], args.data)
     publish("zero_cost_nb201", results, report(results), args.json, quick=args.quick)
-
-
-def table_arch(key: str):
-    from nasforge.spaces.base import Arch
-
-    return Arch.of("nb201", key)
 
 
 def report(results: dict) -> str:

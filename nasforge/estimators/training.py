@@ -16,8 +16,7 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -28,6 +27,7 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Estimator, Result
 from nasforge.hardware import model_costs
 from nasforge.spaces.base import Arch, SearchSpace
+from nasforge.threads import torch_threads
 
 __all__ = ["TrainingEstimator", "default_augment", "random_crop_flip"]
 
@@ -105,7 +105,7 @@ class TrainingEstimator(Estimator):
         device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         seed = trial_seed(self.seed, arch.key)
         gpus = range(torch.cuda.device_count()) if device.type == "cuda" else []
-        with _threads(self.threads), torch.random.fork_rng(devices=gpus):
+        with torch_threads(self.threads or torch.get_num_threads()), torch.random.fork_rng(devices=gpus):
             torch.manual_seed(seed)  # initialisation and any dropout inside the model
             model = self.space.build(arch, self.data.input_shape, self.data.num_classes).to(device)
             curve, metrics = self._train(model, epochs, device, torch.Generator().manual_seed(seed),
@@ -231,18 +231,6 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
         loss += F.cross_entropy(logits.float(), y[i : i + batch_size], reduction="sum")
         correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
     return loss.item() / len(y), 100.0 * correct.item() / len(y)
-
-
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Use `count` intra-op CPU threads inside the block, restoring the previous number afterwards."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _fidelity_epochs(fidelity: float) -> int:

@@ -16,6 +16,7 @@ from nasforge.estimators.training import trial_seed
 from nasforge.estimators.zero_cost.combined import CombinedScore
 from nasforge.estimators.zero_cost.compute import PROXIES, ProxyScores, compute_proxies
 from nasforge.spaces.base import Arch, SearchSpace
+from nasforge.threads import torch_threads
 
 __all__ = ["DEFAULT_COMBINED", "ZeroCostEstimator"]
 
@@ -66,16 +67,11 @@ class ZeroCostEstimator(Estimator):
     def scores(self, arch: Arch, names: Sequence[str] | None = None) -> ProxyScores:
         """The proxies `names` (default: the estimator's and those it combines) of `arch`'s untrained network."""
         names = names or list(dict.fromkeys([*self.proxies, *(self.combine.names if self.combine else ())]))
-        previous = torch.get_num_threads()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(trial_seed(self.seed, arch.key))
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            try:
-                model = self.space.build(self.space.check(arch), self.data.input_shape, self.data.num_classes)
-                return compute_proxies(model, self.x, self.y, names, seed=trial_seed(self.seed, arch.key))
-            finally:
-                torch.set_num_threads(previous)
+        seed = trial_seed(self.seed, arch.key)
+        with torch_threads(self.threads or torch.get_num_threads()), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = self.space.build(self.space.check(arch), self.data.input_shape, self.data.num_classes)
+            return compute_proxies(model, self.x, self.y, names, seed=seed)
 
     def evaluate(self, arch: Arch, fidelity: float | None = None) -> Result:
         start = time.perf_counter()

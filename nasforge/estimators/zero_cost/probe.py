@@ -60,7 +60,7 @@ class Probe:
     a layer the loss does not reach). `fisher`: per layer, the per-channel 0.5 * mean over the batch of
     (sum over positions of activation x its gradient)^2. `jacobian`: (batch, input size) d(sum of
     logits)/d(input). `code_kernel`: (batch, batch) number of activation units on which two inputs'
-    binary codes agree; `code_units`: the number of units coded. `errors`: why a field asked for is
+    binary codes agree. `errors`: why a field asked for is
     missing (the network has an op without a second derivative, so no `hessian_grads`).
     """
 
@@ -70,7 +70,6 @@ class Probe:
     fisher: list[torch.Tensor] = field(default_factory=list)
     jacobian: torch.Tensor | None = None
     code_kernel: torch.Tensor | None = None
-    code_units: int = 0
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -130,7 +129,6 @@ class Probe:
         signs = (inputs[0].detach().flatten(1) > 0).float() * 2 - 1
         agreement = (signs @ signs.T + signs.shape[1]) / 2  # units on which two inputs agree
         self.code_kernel = agreement if self.code_kernel is None else self.code_kernel + agreement
-        self.code_units += signs.shape[1]
 
 
 def _grad(output: torch.Tensor, inputs: list[torch.Tensor], *, retain_graph: bool = False,
