@@ -9,7 +9,8 @@ from nasforge.spaces import create_space, list_spaces
 from nasforge.strategies import create_strategy, list_strategies
 from nasforge.testing import check_space, check_strategy
 
-SMALL = {"nb201": {"channels": 4, "cells_per_stage": 1}, "darts": {"channels": 4, "cells": 3}, "mobilenet": {}}
+SMALL = {"nb201": {"channels": 4, "cells_per_stage": 1}, "darts": {"channels": 4, "cells": 3}, "mobilenet": {},
+         "regnet": {}, **{f"anynet_{level}": {} for level in "abcde"}}
 
 
 @pytest.mark.parametrize("name", list_spaces())

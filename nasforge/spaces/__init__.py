@@ -16,6 +16,9 @@ SPACES: Registry[SearchSpace] = Registry("space")
 SPACES.register("nb201", "nasforge.spaces.nb201:NB201Space")
 SPACES.register("darts", "nasforge.spaces.darts:DartsSpace")
 SPACES.register("mobilenet", "nasforge.spaces.mobilenet:MobileNetSpace")
+SPACES.register("regnet", "nasforge.spaces.regnet:RegNetSpace")
+for _level in "abcde":  # AnyNetX-A ... -E: each a constraint on the previous one
+    SPACES.register(f"anynet_{_level}", f"nasforge.spaces.anynet:AnyNetX{_level.upper()}")
 
 
 def list_spaces() -> list[str]:
