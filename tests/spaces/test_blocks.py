@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.blocks import MBConv, SqueezeExcite, make_divisible
+from nasforge.spaces.blocks import GhostBottleneck, GhostModule, MBConv, ResBottleneck, SqueezeExcite, make_divisible
 
 
 def n_params(module: nn.Module) -> int:
@@ -140,3 +140,86 @@ def test_bad_arguments(make, message: str) -> None:
     with pytest.raises(NasforgeError) as error:
         make()
     assert str(error.value) == message
+
+
+def test_squeeze_excite_explicit_hidden() -> None:
+    assert n_params(SqueezeExcite(64, hidden=8)) == 64 * 8 + 8 + 8 * 64 + 64  # RegNetY: round(0.25 * w_in)
+
+
+@pytest.mark.parametrize(
+    "c_in, c_out, expected",
+    [
+        # primary 1x1 16 -> 16 (ceil(32 / 2)) + BN 32, cheap depthwise 3x3 on 16 + BN 32
+        (16, 32, 256 + 32 + 144 + 32),
+        # odd output: primary ceil(15 / 2) = 8 channels, 16 ghosts of which the first 15 are kept
+        (16, 15, 128 + 16 + 72 + 16),
+    ],
+)
+def test_ghost_module_params_and_shape(c_in: int, c_out: int, expected: int) -> None:
+    module = GhostModule(c_in, c_out)
+    assert n_params(module) == expected
+    assert module(torch.randn(2, c_in, 7, 7)).shape == (2, c_out, 7, 7)
+
+
+def test_ghost_module_ghosts_are_depthwise_maps_of_the_primary() -> None:
+    module = GhostModule(4, 8, act=None).eval()
+    x = torch.randn(1, 4, 5, 5)
+    out = module(x)
+    torch.testing.assert_close(out[:, :4], module.primary(x))
+    torch.testing.assert_close(out[:, 4:], module.cheap(module.primary(x)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        # ghost1 16 -> 48: 16*24 + 48 + 24*9 + 48; stride-2 depthwise 48*9 + 96; SE(48, 12): 48*12 + 12 + 12*48 + 48;
+        # ghost2 48 -> 24: 48*12 + 24 + 12*9 + 24; shortcut: depthwise 16*9 + 32, 1x1 16*24 + 48
+        (dict(c_in=16, hidden=48, c_out=24, stride=2, se=True), 696 + 528 + 1212 + 732 + 608),
+        # shape kept: identity shortcut; ghost1 16 -> 32: 256 + 32 + 144 + 32; ghost2 32 -> 16: 32*8 + 16 + 8*9 + 16
+        (dict(c_in=16, hidden=32, c_out=16), 464 + 360),
+    ],
+)
+def test_ghost_bottleneck_params(kwargs: dict, expected: int) -> None:
+    block = GhostBottleneck(**kwargs)
+    assert n_params(block) == expected
+    x = torch.randn(2, kwargs["c_in"], 8, 8)
+    stride = kwargs.get("stride", 1)
+    assert block(x).shape == (2, kwargs["c_out"], 8 // stride, 8 // stride)
+
+
+def test_ghost_bottleneck_identity_shortcut() -> None:
+    block = GhostBottleneck(8, 16, 8)
+    with torch.no_grad():  # the last BN outputs zeros: what is left is the shortcut
+        for bn in (block.body[-1].primary[1], block.body[-1].cheap[1]):
+            bn.weight.zero_()
+            bn.bias.zero_()
+    x = torch.randn(2, 8, 5, 5)
+    torch.testing.assert_close(block(x), x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        # 1x1 32 -> 64 + BN, 3x3 groups of 16 (4 groups): 64 * 16 * 9 + BN, 1x1 64 -> 64 + BN, shortcut 1x1 32 -> 64 + BN
+        (dict(c_in=32, c_out=64, stride=2, group_width=16), 2048 + 128 + 9216 + 128 + 4096 + 128 + 2048 + 128),
+        # RegNetY: SE on the 64 inner channels with round(0.25 * 32) = 8 hidden
+        (dict(c_in=32, c_out=64, stride=2, group_width=16, se=0.25), 17920 + 1096),
+        # bottleneck ratio 2: inner 32 (2 groups of 16)
+        (dict(c_in=32, c_out=64, stride=2, bottleneck=2, group_width=16), 1024 + 64 + 4608 + 64 + 2048 + 128 + 2048 + 128),
+    ],
+)
+def test_res_bottleneck_params(kwargs: dict, expected: int) -> None:
+    block = ResBottleneck(**kwargs)
+    assert n_params(block) == expected
+    assert block(torch.randn(2, 32, 8, 8)).shape == (2, 64, 4, 4)
+
+
+def test_res_bottleneck_identity_shortcut_and_errors() -> None:
+    block = ResBottleneck(16, 16, group_width=4)
+    with torch.no_grad():
+        block.body[-1][1].weight.zero_()
+        block.body[-1][1].bias.zero_()
+    x = torch.randn(2, 16, 4, 4)
+    torch.testing.assert_close(block(x), torch.relu(x))
+    with pytest.raises(NasforgeError, match="group_width: 5 does not divide the bottleneck width 16"):
+        ResBottleneck(16, 16, group_width=5)
