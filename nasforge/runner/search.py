@@ -10,6 +10,7 @@ from typing import Any, Callable
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Estimator
 from nasforge.objective import Objective
+from nasforge.oneshot import list_methods
 from nasforge.registry import Registry
 from nasforge.runner.config import RunConfig
 from nasforge.runner.executors import create_executor
@@ -130,6 +131,10 @@ def run_search(config: RunConfig, *, resume: bool = False, progress: bool = Fals
         raise NasforgeError(f"out: '{run_dir}' already holds a run (resume it with --resume, or choose another directory)")
     if resume and not (run_dir / DATABASE).exists():
         raise NasforgeError(f"resume: '{run_dir}' holds no run to resume ({DATABASE} missing)")
+    if config.strategy in list_methods() or config.estimator == "supernet":  # one-shot: a supernet, not ask/tell trials
+        from nasforge.oneshot.run import run_oneshot
+
+        return run_oneshot(config, resume=resume, progress=progress)
     if config.estimator not in _FROM_CONFIG:
         raise NasforgeError(f"estimator: unknown name '{config.estimator}' (allowed: {', '.join(sorted(_FROM_CONFIG))})")
     space = create_space(config.space, **config.space_options)

@@ -125,3 +125,11 @@ def path_feature(ops: Sequence[int], num_ops: int) -> int:
     """
     offset = sum(num_ops ** length for length in range(1, len(ops)))
     return offset + sum(op * num_ops ** power for power, op in enumerate(reversed(ops)))
+
+
+class HasSupernet(ABC):
+    """A space with a weight-sharing supernet, for the one-shot methods of `nasforge.oneshot`."""
+
+    @abstractmethod
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        """A `nasforge.oneshot.Supernet` holding every architecture of the space, for (N, *input_shape) inputs."""

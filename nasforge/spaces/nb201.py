@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, PathEncodable, path_feature
+from nasforge.spaces.base import Arch, HasSupernet, PathEncodable, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import AvgPool3x3, ReLUConvBN, Zero
 
@@ -122,7 +122,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class NB201Space(ChoiceSpace, PathEncodable):
+class NB201Space(ChoiceSpace, PathEncodable, HasSupernet):
     """NAS-Bench-201's cells in its evaluation network of `channels` (C) initial channels and
     `cells_per_stage` (N) cells per stage; the benchmark uses C=16, N=5.
 
@@ -181,6 +181,12 @@ class NB201Space(ChoiceSpace, PathEncodable):
             raise NasforgeError(f"input_shape: expected (channels, height, width) of positive integers, got {tuple(input_shape)!r}")
         _positive_int("num_classes", num_classes)
         return NB201Network(ops, input_shape[0], num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage)
+
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        """The weight-sharing supernet of this space (`nasforge.oneshot.nb201.NB201Supernet`); bad shapes are refused as by `build`."""
+        from nasforge.oneshot.nb201 import NB201Supernet  # the oneshot package builds on this module
+
+        return NB201Supernet(self, input_shape, num_classes)
 
 
 @lru_cache(maxsize=None)  # at most one entry per cell

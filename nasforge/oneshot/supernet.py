@@ -1,0 +1,92 @@
+"""What every weight-sharing supernet is, and BatchNorm recalibration of the subnets it hands out.
+
+A supernet holds every candidate op of every decision of a `ChoiceSpace` once, with shared weights
+(Bender et al., 2018, "Understanding and Simplifying One-Shot Architecture Search"). `forward` runs it
+in one of three modes, chosen by which of `weights` and `path` are given:
+
+- `weights` only, a (choices, options) tensor: every op, summed with those weights — DARTS' mixed op
+  (Liu et al., 2019) when the rows are softmax(alpha);
+- `path` only, one option index per decision: only the chosen ops run (SPOS, ENAS), with the same
+  arithmetic as the standalone network of that architecture, so `extract(path)` gives identical outputs;
+- both: only `path`'s ops run, each scaled by its weight, and the other weights are added as zeros
+  that carry gradient — GDAS' straight-through Gumbel sample (Dong & Yang, 2019).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from nasforge.errors import NasforgeError
+from nasforge.spaces.base import Arch
+from nasforge.spaces.choices import ChoiceSpace
+
+__all__ = ["Supernet", "recalibrate_bn"]
+
+
+class Supernet(nn.Module, ABC):
+    """A network holding every architecture of `space` with shared weights.
+
+    `derivable` is a (choices, options) bool mask of the options a derivation may pick (NB201's
+    derivation never picks `none`); options beyond a choice's count are never derivable.
+    """
+
+    space: ChoiceSpace
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The number of options of each decision."""
+        return tuple(len(c.options) for c in self.space.choices)
+
+    @property
+    @abstractmethod
+    def derivable(self) -> torch.Tensor:
+        """(choices, max options) bool mask of the options a derivation may pick."""
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None,
+                path: Sequence[int] | None = None) -> torch.Tensor:
+        """Logits of `x` through the mixed ops (`weights`), one path (`path`), or both (see the module)."""
+
+    @abstractmethod
+    def extract(self, arch: Arch) -> nn.Module:
+        """`space.build(arch)`, holding copies of this supernet's weights on `arch`'s path."""
+
+    def path(self, arch: Arch) -> tuple[int, ...]:
+        """The option index of each decision of `arch`."""
+        return tuple(self.space.decisions(arch))
+
+    def derive(self, weights: torch.Tensor) -> Arch:
+        """The architecture of the strongest derivable option of each decision (DARTS' derivation)."""
+        masked = weights.detach().cpu().masked_fill(~self.derivable, -torch.inf)
+        return self.space.decode([int(i) for i in masked.argmax(1)])
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 256, *,
+                   path: Sequence[int] | None = None) -> nn.Module:
+    """Reset every BatchNorm's running statistics and re-estimate them as exact averages over `x`, in
+    train mode, then leave `model` in eval mode (SPOS, Guo et al., 2020: statistics gathered under the
+    supernet's mixture of paths do not fit any one subnet). `path` is handed to a `Supernet`'s forward.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return model.eval()
+    if len(x) < 2:
+        raise NasforgeError(f"calibration: BatchNorm needs at least 2 images, got {len(x)}")
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts alike
+    model.train()
+    try:
+        for i in range(0, len(x) - 1, batch_size):  # a trailing single image would break BN
+            batch = x[i : i + batch_size]
+            model(batch) if path is None else model(batch, path=path)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+    return model.eval()
