@@ -24,6 +24,8 @@ STRATEGIES.register("bananas", "nasforge.strategies.bananas:Bananas")
 STRATEGIES.register("successive_halving", "nasforge.strategies.hyperband:SuccessiveHalving")
 STRATEGIES.register("hyperband", "nasforge.strategies.hyperband:Hyperband")
 STRATEGIES.register("bohb", "nasforge.strategies.hyperband:BOHB")
+STRATEGIES.register("nsga2", "nasforge.strategies.nsga2:NSGA2")
+STRATEGIES.register("mo-evolution", "nasforge.strategies.mo_evolution:MultiObjectiveEvolution")
 
 OPTUNA_SAMPLERS = ("tpe", "cmaes", "gp", "nsga2", "random")
 
