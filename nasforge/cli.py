@@ -30,7 +30,8 @@ def search(
     estimator: Optional[str] = typer.Option(None, help="Estimator: train (real training), learning_curve (a few epochs, extrapolated), zero_cost (proxies of the untrained network; objective zc_score or a proxy) or tabular."),
     dataset: Optional[str] = typer.Option(None, help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
     table: Optional[str] = typer.Option(None, help="NAS-Bench-201-style CSV for the tabular estimator."),
-    objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_acc)."),
+    objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_acc), mnasnet:latency_ms<=T (MnasNet reward; mnasnet-hard:...), or pareto:val_acc,latency_ms (several metrics; costs minimised)."),
+    latency_table: Optional[str] = typer.Option(None, help="Lookup table (nasforge latency-table) that predicts latency_ms."),
     budget: Optional[int] = typer.Option(None, help="Number of trials (default 20)."),
     max_seconds: Optional[float] = typer.Option(None, help="Wall-clock budget of this invocation, seconds."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs per trial (train estimator)."),
@@ -54,7 +55,7 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials; Optuna's log would repeat it
 
     flags = dict(space=space, strategy=strategy, estimator=estimator, dataset=dataset, table=table,
-                 objective=objective, budget=budget, max_seconds=max_seconds, epochs=epochs, seed=seed,
+                 objective=objective, latency_table=latency_table, budget=budget, max_seconds=max_seconds, epochs=epochs, seed=seed,
                  workers=workers, executor=executor, trial_timeout=trial_timeout,
                  out=None if out_dir is None else str(out_dir))
     limits = {k: v for k, v in {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}.items()
@@ -80,14 +81,17 @@ def search(
     metrics = outcome.best.result.metrics
     shown = ", ".join(f"{m}={metrics[m]:.4g}" for m in ("val_acc", "test_acc", "params", "flops", "latency_ms") if m in metrics)
     out.print(f"best: {outcome.best.arch.key}\n      {shown}")
+    if (outcome.run_dir / "pareto.json").is_file():
+        out.print(f"Pareto front: {outcome.run_dir / 'pareto.json'}, plot: {outcome.run_dir / 'pareto.html'}")
 
 
 @app.command()
 def show(run_dir: Path = typer.Argument(..., help="A run directory."),
          top: int = typer.Option(10, help="How many trials to list.")) -> None:
-    """List a run's best trials as a table."""
-    from nasforge.objective import Objective
-    from nasforge.runner.run_dir import DATABASE
+    """List a run's best trials as a table (a multi-objective run: its Pareto set)."""
+    from nasforge.objective import parse_objective
+    from nasforge.runner.run_dir import DATABASE, pareto_trials
+    from nasforge.strategies.constrained import Constraints
     from nasforge.runner.search import load_config
     from nasforge.runner.store import Store
 
@@ -98,14 +102,20 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     trials = store.trials()
     rejected = store.get_meta("rejected", 0)
     store.close()
-    objective = Objective(config.objective)
-    scored = sorted((t for t in trials if t.result and objective.score(t.result) is not None),
-                    key=lambda t: (-objective.score(t.result), t.id))
-    shown = scored[:top]
-    columns = [c for c in ("val_acc", "test_acc", "params", "flops", "latency_ms") if any(c in t.result.metrics for t in shown)]
+    objective = parse_objective(config.objective)
+    if objective.multi:
+        scored = sorted(pareto_trials(trials, objective, Constraints.from_mapping(config.constraints)),
+                        key=lambda t: (-objective.score(t.result), t.id))
+    else:
+        scored = sorted((t for t in trials if t.result and objective.score(t.result) is not None),
+                        key=lambda t: (-objective.score(t.result), t.id))
+    shown = scored if objective.multi else scored[:top]
+    columns = [c for c in dict.fromkeys(("val_acc", "test_acc", *objective.names, "params", "flops", "latency_ms"))
+               if any(c in t.result.metrics for t in shown)]
     with_fidelity = any(t.fidelity is not None for t in shown)
     table = Table(title=f"{run_dir}: {len(trials)} trials, {sum(t.status == 'failed' for t in trials)} failed"
-                        f"{_rejected(rejected)}, {config.space} / {config.strategy} / {config.estimator}")
+                        f"{_rejected(rejected)}, {config.space} / {config.strategy} / {config.estimator}"
+                        + (f"; Pareto set of {config.objective}: {len(shown)} trials" if objective.multi else ""))
     for name in ("trial", *columns, "seconds", *(["fidelity"] if with_fidelity else []), "arch"):
         table.add_column(name, overflow="fold")
     for t in shown:
@@ -157,6 +167,37 @@ def describe(space: str = typer.Option(..., help="Search space name."),
     the_arch = the_space.validate(_read_arch(arch))
     costs = model_costs(the_space.build(the_arch, shape, num_classes), shape, latency=latency)
     print(json.dumps({"space": space, "key": the_arch.key, "input_shape": list(shape), "num_classes": num_classes, **costs}))
+
+
+@app.command("latency-table")
+def latency_table(space: str = typer.Option(..., help="Search space name."),
+                  out_path: Path = typer.Option(..., "--out", help="Where to write the table (JSON)."),
+                  backend: str = typer.Option("onnxruntime", help="eager, torchscript or onnxruntime."),
+                  input_shape: str = typer.Option("3,224,224", help="C,H,W of the networks' input."),
+                  num_classes: int = typer.Option(1000, help="Number of classes."),
+                  threads: int = typer.Option(1, help="Threads of the runtime."),
+                  batch_size: int = typer.Option(1, help="Batch size."),
+                  samples: int = typer.Option(100, help="Random architectures whose units are measured."),
+                  calibration: int = typer.Option(5, help="Further random architectures measured whole, for the overhead."),
+                  seed: int = typer.Option(0, help="Seed of the random architectures.")) -> None:
+    """Measure a latency lookup table: every distinct unit of SAMPLES random architectures, once."""
+    import numpy as np
+
+    from nasforge.hardware.lookup import build_table
+    from nasforge.spaces import create_space
+
+    shape = _parse_shape(input_shape)
+    for name, value in (("num_classes", num_classes), ("threads", threads), ("batch_size", batch_size),
+                        ("samples", samples), ("calibration", calibration)):
+        if value < 1:
+            raise NasforgeError(f"{name}: must be >= 1, got {value}")
+    the_space = create_space(space)
+    rng = np.random.default_rng(seed)
+    archs = [the_space.sample(rng) for _ in range(samples + calibration)]
+    table = build_table(the_space, archs[:samples], input_shape=shape, num_classes=num_classes, backend=backend,
+                        threads=threads, batch_size=batch_size, calibration=archs[samples:])
+    table.save(out_path)
+    out.print(f"{len(table.units)} units, overhead {table.overhead_ms:.3f} ms, {backend} on {table.device}: {out_path}")
 
 
 def _rejected(count: int) -> str:

@@ -85,15 +85,17 @@ def to_torchscript(model: nn.Module, input_shape: tuple[int, ...]) -> torch.jit.
                                 f"script: {_first_line(error)})") from error
 
 
-def to_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Path:
+def to_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, *, batch_size: int | None = None) -> Path:
     """Write `model` (eager or TorchScript) in eval mode to `path` as ONNX: input "input", output "output",
-    dynamic batch axis, opset `ONNX_OPSET`. Raises NasforgeError when the exporter fails."""
-    example = random_input(model, input_shape, 1, seed=0)
+    opset `ONNX_OPSET`, a dynamic batch axis or, with `batch_size`, a fixed one (what latency measurement
+    uses: every shape is then static, which also exports modules whose weights are made from input sizes,
+    such as NB201's average pooling). Raises NasforgeError when the exporter fails."""
+    example = random_input(model, input_shape, batch_size or 1, seed=0)
+    dynamic = None if batch_size else {"input": {0: "batch"}, "output": {0: "batch"}}
     with evaluating(model), torch.no_grad(), _quiet_legacy_paths():
         try:
             torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+                              input_names=["input"], output_names=["output"], dynamic_axes=dynamic)
         except Exception as error:  # the exporter raises many types for unsupported operators
             raise NasforgeError(f"model: cannot be exported to ONNX ({_first_line(error)})") from error
     return Path(path)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch.nn as nn
 
 from nasforge.hardware.counting import count_flops, count_params
 from nasforge.hardware.latency import measure_latency
 
-__all__ = ["count_flops", "count_params", "measure_latency", "model_costs"]
+__all__ = ["COST_MEASURES", "count_flops", "count_params", "measure_latency", "model_costs"]
+
+#: how each cost metric is measured on a built network and its (C, H, W) input, batch 1
+COST_MEASURES: dict[str, Callable[[nn.Module, tuple[int, ...]], float]] = {
+    "params": lambda model, shape: count_params(model),
+    "flops": count_flops,
+    "latency_ms": lambda model, shape: measure_latency(model, shape).median_ms,
+}
 
 
 def model_costs(model: nn.Module, input_shape: tuple[int, ...], *, latency: bool = True) -> dict[str, float]:

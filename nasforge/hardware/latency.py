@@ -94,8 +94,10 @@ def _forward(backend: str, model: nn.Module, input_shape: tuple[int, ...], x: to
         script = to_torchscript(model, input_shape)
         return lambda: script(x)
     with tempfile.TemporaryDirectory() as folder:  # the session holds the model in memory once created
-        session = onnx_session(to_onnx(model, input_shape, Path(folder) / "model.onnx"), threads=threads)
-    feed = {"input": x.numpy()}
+        path = to_onnx(model, input_shape, Path(folder) / "model.onnx", batch_size=x.shape[0])
+        session = onnx_session(path, threads=threads)
+    # a network whose output does not depend on its input (an all-zero NB201 cell) exports with no input
+    feed = {i.name: x.numpy() for i in session.get_inputs()}
     return lambda: session.run(None, feed)
 
 

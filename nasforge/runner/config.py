@@ -29,6 +29,7 @@ class RunConfig:
     table: str | None = None
     objective: str = "val_acc"
     constraints: dict[str, Any] = field(default_factory=dict)  # max_params, max_flops, max_latency_ms
+    latency_table: str | None = None   # a lookup table (nasforge latency-table) predicting latency_ms
     budget: int | None = 20            # trials (a failed trial counts)
     max_seconds: float | None = None   # wall-clock budget of one invocation
     epochs: int | None = None          # fidelity of the training estimator; None = its default

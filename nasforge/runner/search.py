@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Estimator
-from nasforge.objective import Objective
+from nasforge.objective import COSTS, Objective, parse_objective
 from nasforge.oneshot import list_methods
 from nasforge.registry import Registry
 from nasforge.runner.config import RunConfig
@@ -85,12 +85,28 @@ def network_input(estimator: Estimator) -> tuple[tuple[int, ...], int]:
     from nasforge.estimators.learning_curve import LearningCurveEstimator
     from nasforge.estimators.training import TrainingEstimator
     from nasforge.estimators.zero_cost import ZeroCostEstimator
+    from nasforge.hardware.costs import WithCosts
 
+    if isinstance(estimator, WithCosts):
+        return estimator.input_shape, estimator.num_classes
     if isinstance(estimator, LearningCurveEstimator):
         estimator = estimator.trainer
     if isinstance(estimator, (TrainingEstimator, ZeroCostEstimator)):
         return estimator.data.input_shape, estimator.data.num_classes
     return TABLE_INPUT
+
+
+def _with_costs(estimator: Estimator, objective: Objective, config: RunConfig, space: SearchSpace) -> Estimator:
+    """`estimator`, adding the hardware costs the objective reads and, with a latency table, its latency_ms."""
+    from nasforge.hardware.costs import WithCosts
+    from nasforge.hardware.lookup import load_table
+
+    costs = [m for m in objective.names if m in COSTS]
+    if not costs and config.latency_table is None:
+        return estimator
+    table = None if config.latency_table is None else load_table(
+        config.latency_table, space=config.space, space_options=config.space_options)
+    return WithCosts(estimator, space, *network_input(estimator), costs, latency_table=table)
 
 
 def _constrained(strategy: Strategy, config: RunConfig, estimator: Estimator) -> Strategy:
@@ -138,9 +154,9 @@ def run_search(config: RunConfig, *, resume: bool = False, progress: bool = Fals
     if config.estimator not in _FROM_CONFIG:
         raise NasforgeError(f"estimator: unknown name '{config.estimator}' (allowed: {', '.join(sorted(_FROM_CONFIG))})")
     space = create_space(config.space, **config.space_options)
-    objective = Objective(config.objective)
+    objective = parse_objective(config.objective)
     strategy = create_strategy(config.strategy, space, objective=objective, seed=config.seed, **config.strategy_options)
-    estimator = _FROM_CONFIG[config.estimator](config, space)
+    estimator = _with_costs(_FROM_CONFIG[config.estimator](config, space), objective, config, space)
     strategy = _constrained(strategy, config, estimator)
     executor = create_executor(config.executor, estimator, workers=config.workers, timeout=config.trial_timeout)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +169,7 @@ def run_search(config: RunConfig, *, resume: bool = False, progress: bool = Fals
         runner.run()
     finally:
         trials = store.trials()
-        best = write_outputs(run_dir, trials, objective)
+        best = write_outputs(run_dir, trials, objective, Constraints.from_mapping(config.constraints))
         rejected = strategy.rejected if isinstance(strategy, Constrained) else 0
         store.set_meta("rejected", rejected)  # for `nasforge show` and reports, which read the store only
         store.close()

@@ -31,7 +31,7 @@ import torch
 
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Result
-from nasforge.hardware import count_flops, count_params, measure_latency
+from nasforge.hardware import COST_MEASURES
 from nasforge.spaces.base import Arch, SearchSpace
 from nasforge.strategies.base import Strategy
 
@@ -40,12 +40,6 @@ __all__ = ["Constrained", "Constraints", "model_cost_function"]
 #: each limit and the cost metric it bounds from above
 LIMITS = {"max_params": "params", "max_flops": "flops", "max_latency_ms": "latency_ms"}
 
-#: how each cost metric is measured on a built network and its (C, H, W) input, batch 1
-_MEASURES: dict[str, Callable[[torch.nn.Module, tuple[int, ...]], float]] = {
-    "params": lambda model, shape: count_params(model),
-    "flops": count_flops,
-    "latency_ms": lambda model, shape: measure_latency(model, shape).median_ms,
-}
 
 
 @dataclass(frozen=True)
@@ -109,7 +103,7 @@ def model_cost_function(space: SearchSpace, input_shape: tuple[int, ...], num_cl
             model = space.build(arch, input_shape, num_classes)
         measured: dict[str, float] = {}
         for metric, limit in limits.items():
-            measured[metric] = _MEASURES[metric](model, input_shape)
+            measured[metric] = COST_MEASURES[metric](model, input_shape)
             if measured[metric] > limit:
                 break
         return measured

@@ -1,0 +1,232 @@
+"""Latency lookup tables (FBNet, Wu et al., 2019; Once-for-All, Cai et al., 2020): each distinct unit of a
+network is timed once on this device, and a network's latency is predicted as the sum of its units plus a
+measured fixed overhead.
+
+A *unit* is found on the built network itself, so every space (and every block type added to one) works
+without a per-space list: starting from the root, modules that route data — `ModuleList` / `ModuleDict`
+containers, modules holding one (cells, NB201 / DARTS networks) and the root — are opened; every other
+module reached is a unit (a MobileNet block, an NB201 / DARTS edge op, a stem, a classifier). A unit is
+keyed by its class, the per-sample shape of its input and a digest of its `repr` (which lists every
+layer's configuration: channels, kernel, stride, expansion, SE, activation), so two blocks with the
+same configuration at the same resolution share one entry, and a block at another position of the
+network with the same key costs the same.
+
+Each unit is timed alone on the table's backend, minus the time of an empty call (`nn.Identity`) on an
+input of the same shape: what remains is its compute, not the per-call cost of the runtime. The fixed
+overhead (the runtime's one call per network, additions and concatenations outside units) is the median,
+over a few calibration networks, of measured minus summed latency.
+
+Tables are JSON, tagged with the space, its options, the backend, device, threads, batch size and input
+they were measured for; `load_table` refuses one measured for another space or backend unless told.
+
+>>> from nasforge.spaces import create_space
+>>> space = create_space("nb201", channels=4, cells_per_stage=1)
+>>> archs = [space.sample(np.random.default_rng(s)) for s in range(2)]
+>>> table = build_table(space, archs, input_shape=(3, 8, 8), num_classes=10, calibration=archs, repeats=3)
+>>> table.predict(space.build(archs[0], (3, 8, 8), 10)) > 0
+True
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import platform
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from nasforge.errors import NasforgeError
+from nasforge.hardware.latency import BACKENDS, measure_latency
+from nasforge.spaces.base import Arch, SearchSpace
+
+__all__ = ["LatencyTable", "build_table", "device_name", "load_table", "model_units"]
+
+FORMAT = 1
+
+
+def device_name(backend: str = "onnxruntime") -> str:
+    """What a table was measured on: the CPU's model name (or the GPU's, for the CUDA backends)."""
+    if backend.endswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        if found:
+            return found.group(1).strip()
+    return platform.processor() or platform.machine()
+
+
+def _opens(module: nn.Module, root: bool) -> bool:
+    """Whether `module` is opened (its children searched for units) rather than timed as one unit."""
+    if root or isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+        return True
+    return any(isinstance(child, (nn.ModuleList, nn.ModuleDict)) for child in module.children())
+
+
+def _unit_modules(module: nn.Module, root: bool = True) -> Iterable[nn.Module]:
+    if not _opens(module, root):
+        yield module
+        return
+    for child in module.children():
+        yield from _unit_modules(child, root=False)
+
+
+def _key(module: nn.Module, shape: tuple[int, ...]) -> str:
+    digest = hashlib.sha1(repr(module).encode()).hexdigest()[:16]
+    return f"{type(module).__name__}:{'x'.join(map(str, shape))}:{digest}"
+
+
+def model_units(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """(key, module, per-sample input shape) of every unit call in one forward pass of a (1, *input_shape)
+    input, in call order; a unit called twice appears twice."""
+    calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+
+    def record(module: nn.Module, args: tuple[Any, ...]) -> None:
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if len(tensors) != 1 or len(args) != 1:
+            raise NasforgeError(f"lookup table: unit {type(module).__name__} takes {len(args)} inputs; "
+                                "units must take one tensor")
+        shape = tuple(tensors[0].shape[1:])
+        calls.append((_key(module, shape), module, shape))
+
+    handles = [m.register_forward_pre_hook(record) for m in _unit_modules(model)]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes:
+            module.training = training
+    return calls
+
+
+@dataclass
+class LatencyTable:
+    """Unit key -> milliseconds (compute only), the fixed overhead, and what they were measured on."""
+
+    space: str
+    backend: str
+    device: str
+    threads: int
+    batch_size: int
+    input_shape: tuple[int, ...]
+    num_classes: int
+    overhead_ms: float = 0.0
+    units: dict[str, float] = field(default_factory=dict)
+    space_options: dict[str, Any] = field(default_factory=dict)
+    warmup: int = 10
+    repeats: int = 30
+
+    def predict(self, model: nn.Module, *, measure_missing: bool = False) -> float:
+        """Predicted milliseconds of `model` (batch `batch_size`, `input_shape`): its units' sum plus the overhead.
+
+        A unit not in the table raises, naming it, unless `measure_missing`: then it is timed now (on this
+        machine, with the table's settings) and added to the table.
+        """
+        total = self.overhead_ms
+        for key, module, shape in model_units(model, self.input_shape):
+            if key not in self.units:
+                if not measure_missing:
+                    raise NasforgeError(f"lookup table: no entry for unit '{key}' ({type(module).__name__}); "
+                                        "build the table from more architectures or measure missing units")
+                self.units[key] = self._measure(module, shape)
+            total += self.units[key]
+        return total
+
+    def add(self, model: nn.Module) -> int:
+        """Time every unit of `model` not in the table yet; returns how many were added."""
+        added = 0
+        for key, module, shape in model_units(model, self.input_shape):
+            if key not in self.units:
+                self.units[key] = self._measure(module, shape)
+                added += 1
+        return added
+
+    def measure(self, model: nn.Module) -> float:
+        """The measured median milliseconds of a whole network with the table's settings."""
+        return measure_latency(model, self.input_shape, batch_size=self.batch_size, threads=self.threads,
+                               backend=self.backend, warmup=self.warmup, repeats=self.repeats).median_ms
+
+    def calibrate(self, models: Sequence[nn.Module]) -> float:
+        """Set the fixed overhead to the median of measured minus summed latency over `models`; returns it."""
+        if not models:
+            raise NasforgeError("calibration: needs at least one network")
+        for model in models:
+            self.add(model)
+        residuals = []
+        for model in models:
+            self.overhead_ms = 0.0
+            residuals.append(self.measure(model) - self.predict(model))
+        self.overhead_ms = float(np.median(residuals))
+        return self.overhead_ms
+
+    def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
+        unit = copy.deepcopy(module)
+        settings = dict(batch_size=self.batch_size, threads=self.threads, backend=self.backend,
+                        warmup=self.warmup, repeats=self.repeats)
+        empty = measure_latency(nn.Identity(), shape, **settings).median_ms
+        return measure_latency(unit, shape, **settings).median_ms - empty
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table as JSON; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps({"format": FORMAT, **asdict(self)}, indent=1) + "\n")
+        return path
+
+
+def build_table(space: SearchSpace, archs: Sequence[Arch], *, input_shape: tuple[int, ...], num_classes: int,
+                backend: str = "onnxruntime", threads: int = 1, batch_size: int = 1,
+                calibration: Sequence[Arch] = (), warmup: int = 10, repeats: int = 30,
+                space_options: dict[str, Any] | None = None) -> LatencyTable:
+    """A table of every distinct unit of `archs`' networks, its overhead measured on `calibration`'s.
+
+    Networks are built inside a forked torch RNG (the global RNG is left as it was); weights do not
+    change latency.
+    """
+    if backend not in BACKENDS:
+        raise NasforgeError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    table = LatencyTable(space=space.name, backend=backend, device=device_name(backend), threads=threads,
+                         batch_size=batch_size, input_shape=tuple(input_shape), num_classes=num_classes,
+                         space_options=dict(space_options or {}), warmup=warmup, repeats=repeats)
+    with torch.random.fork_rng(devices=[]):
+        for arch in archs:
+            table.add(space.build(arch, tuple(input_shape), num_classes))
+        if calibration:
+            table.calibrate([space.build(arch, tuple(input_shape), num_classes) for arch in calibration])
+    return table
+
+
+def load_table(path: str | Path, *, space: str | None = None, backend: str | None = None,
+               space_options: dict[str, Any] | None = None, allow_mismatch: bool = False) -> LatencyTable:
+    """The table at `path`; one measured for another `space`, `space_options` or `backend` than given is
+    refused (its entries would be another network's or runtime's) unless `allow_mismatch`."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasforgeError(f"latency_table: no such file '{path}'")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise NasforgeError(f"latency_table: {path} is not JSON") from None
+    if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+        raise NasforgeError(f"latency_table: {path} is not a nasforge latency table (format {FORMAT})")
+    try:
+        table = LatencyTable(**{**data, "input_shape": tuple(data["input_shape"])})
+    except (TypeError, KeyError) as error:
+        raise NasforgeError(f"latency_table: {path} is malformed ({error})") from None
+    wanted = {"space": space, "backend": backend, "space_options": space_options}
+    for name, value in wanted.items():
+        if value is not None and getattr(table, name) != value and not allow_mismatch:
+            raise NasforgeError(f"latency_table: {path} was measured for {name} {getattr(table, name)!r}, not "
+                                f"{value!r} (measure a table for it, or allow the mismatch)")
+    return table
