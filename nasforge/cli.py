@@ -200,6 +200,41 @@ def latency_table(space: str = typer.Option(..., help="Search space name."),
     out.print(f"{len(table.units)} units, overhead {table.overhead_ms:.3f} ms, {backend} on {table.device}: {out_path}")
 
 
+design_space = typer.Typer(no_args_is_help=True, help="Compare design spaces by their error distributions.")
+app.add_typer(design_space, name="design-space")
+
+
+@design_space.command("compare")
+def design_space_compare(
+    spaces: list[str] = typer.Argument(..., help=f"Spaces to compare: {', '.join(list_spaces())}."),
+    n: int = typer.Option(20, "--n", help="Models sampled and trained per space."),
+    epochs: int = typer.Option(3, help="Training epochs per model."),
+    dataset: str = typer.Option("digits", help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
+    flops_range: str = typer.Option(..., help="LO,HI: FLOPs (batch 1, nasforge's count) every sampled model must have."),
+    seed: int = typer.Option(0, help="Seed of the sampling and training."),
+    out_dir: Path = typer.Option(..., "--out", help="Directory for comparison.json, comparison.md and edf.html."),
+) -> None:
+    """Sample N models per space in a FLOPs range, train each briefly, and compare the spaces' error EDFs."""
+    from nasforge.data import load_dataset
+    from nasforge.design.compare import compare_spaces, markdown, write_comparison
+    from nasforge.spaces import create_space
+
+    if epochs < 1:
+        raise NasforgeError(f"epochs: must be >= 1, got {epochs}")
+    if len(set(spaces)) != len(spaces):
+        raise NasforgeError(f"spaces: each space once, got {' '.join(spaces)}")
+    try:
+        low, high = (float(part) for part in flops_range.split(","))
+    except ValueError:
+        raise NasforgeError(f"flops_range: expected LO,HI numbers, got '{flops_range}'") from None
+    chosen = {name: create_space(name) for name in spaces}
+    data = load_dataset(dataset, seed=seed)
+    results = compare_spaces(chosen, data, n=n, epochs=epochs, flops_range=(low, high), seed=seed, progress=out.print)
+    summary = write_comparison(results, out_dir)
+    out.print(markdown(summary))
+    out.print(f"written: {out_dir}/comparison.json, comparison.md, edf.html")
+
+
 def _rejected(count: int) -> str:
     """The summary's note of candidates the constraints rejected before evaluation (none: nothing)."""
     return f", {count} infeasible rejected" if count else ""

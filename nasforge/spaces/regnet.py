@@ -116,7 +116,7 @@ class RegNetSpace(SearchSpace, Mutable, Encodable):
 
     name = "regnet"
 
-    def __init__(self, *, depth: Sequence[int] = (4, 16), w0: Sequence[int] = (8, 64), wa: Sequence[float] = (8.0, 64.0),
+    def __init__(self, *, depth: Sequence[int] = (4, 16), w0: Sequence[int] = (8, 32), wa: Sequence[float] = (4.0, 32.0),
                  wm: Sequence[float] = (1.5, 3.0), group_widths: Sequence[int] = (1, 2, 4, 8, 16),
                  bottlenecks: Sequence[int] = (1,), se: Sequence[float] = (0.0,), max_stages: int = 4,
                  stem: int = 32, stem_stride: int = 2) -> None:

@@ -104,8 +104,8 @@ def test_regnet_samples_stay_in_ranges_and_in_four_stages():
     rng = np.random.default_rng(0)
     for _ in range(50):
         value = space.sample(rng).value
-        assert 4 <= value["d"] <= 16 and 8 <= value["w0"] <= 64 and value["w0"] % 8 == 0
-        assert 8 <= value["wa"] <= 64 and 1.5 <= value["wm"] <= 3 and value["se"] == 0.25
+        assert 4 <= value["d"] <= 16 and 8 <= value["w0"] <= 32 and value["w0"] % 8 == 0
+        assert 4 <= value["wa"] <= 32 and 1.5 <= value["wm"] <= 3 and value["se"] == 0.25
         assert len(space.stage_list(space.validate(value))) <= 4
 
 
