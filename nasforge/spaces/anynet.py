@@ -33,7 +33,7 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, Encodable, Mutable, SearchSpace
+from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace
 from nasforge.spaces.blocks import ConvBNAct, ResBottleneck
 
 __all__ = ["AnyNetSpace", "AnyNetXA", "AnyNetXB", "AnyNetXC", "AnyNetXD", "AnyNetXE", "Stage", "build_anynet",
@@ -85,6 +85,17 @@ def stages_key(stages: Sequence[Stage]) -> str:
     return Arch.of("", [[s.depth, s.width, s.bottleneck, s.group_width, s.se] for s in map(compatible, stages)]).key
 
 
+def scaled_width(width: float, factor: float) -> int:
+    """`width` x `factor` rounded to a multiple of 8 channels, at least 8."""
+    return max(8, int(round(width * factor / 8)) * 8)
+
+
+def scale_factors(depth: float, width: float) -> None:
+    for field, value in (("depth", depth), ("width", width)):
+        if type(value) not in (int, float) or not 0 < value < math.inf:
+            raise NasforgeError(f"{field}: a scale factor must be a positive number, got {value!r}")
+
+
 def positive_int(field: str, value: Any) -> int:
     if type(value) is not int or value < 1:
         raise NasforgeError(f"{field}: expected a positive integer, got {value!r}")
@@ -109,7 +120,7 @@ def non_decreasing(rng: np.random.Generator, n: int, k: int) -> list[int]:
     return [int(p) - i for i, p in enumerate(picks)]
 
 
-class AnyNetSpace(SearchSpace, Mutable, Encodable):
+class AnyNetSpace(SearchSpace, Mutable, Encodable, Scalable):
     """An AnyNetX space of `stages` stages sampled from the grids `depths`, `widths`, `bottlenecks`
     and `group_widths`, under the constraints of its level (the subclasses)."""
 
@@ -205,6 +216,15 @@ class AnyNetSpace(SearchSpace, Mutable, Encodable):
 
     def canonical_key(self, arch: Arch) -> str:
         return stages_key(self.stage_list(arch))
+
+    def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
+        """Every stage's depth x `depth` (rounded, at least 1) and width x `width` (to a multiple of 8);
+        b and g are kept. Both maps keep order, so the level's rules still hold."""
+        scale_factors(depth, width)
+        lists = self._lists(arch)
+        lists["d"] = [max(1, int(round(d * depth))) for d in lists["d"]]
+        lists["w"] = [scaled_width(w, width) for w in lists["w"]]
+        return dict(self.options), self._arch(lists)
 
     # --- Mutable / Encodable --------------------------------------------------------------------
     def _moves(self) -> list[tuple[str, list[int]]]:

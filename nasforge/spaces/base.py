@@ -133,3 +133,14 @@ class HasSupernet(ABC):
     @abstractmethod
     def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         """A `nasforge.oneshot.Supernet` holding every architecture of the space, for (N, *input_shape) inputs."""
+
+
+class Scalable(ABC):
+    """A space whose architectures can be made deeper and wider, for EfficientNet's compound scaling
+    (Tan & Le, 2019): the space says what "more layers" and "more channels" mean for its archs."""
+
+    @abstractmethod
+    def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
+        """`arch` with about `depth` x the layers and `width` x the channels, and the keyword options of
+        the space holding it (`create_space(self.name, **options)`): this space's own options when its
+        JSON form can say the scaled arch, those of a deeper / wider variant of the space otherwise."""

@@ -8,6 +8,11 @@ block, its kernel size, expansion ratio, squeeze-and-excitation and activation (
 Cai et al., 2019 and 2020). Blocks beyond a stage's depth are inactive: they are absent from the
 architecture, so `size` counts distinct networks, not decision vectors.
 
+With `blocks=("mbconv", "ghost")` each block also picks its type: the inverted residual or GhostNet's
+bottleneck (Han et al., 2020) with the same kernel, expansion (hidden width), SE and activation; its
+blocks then carry a `"block"` field. The default, `blocks=("mbconv",)`, has no such field, so the
+JSON form of MBConv-only archs is unchanged.
+
 JSON form (depth of a stage = the number of its blocks)::
 
     {"width": 1.0,
@@ -30,11 +35,12 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch
-from nasforge.spaces.blocks import ACTIVATIONS, ConvBNAct, MBConv, make_divisible
+from nasforge.spaces.base import Arch, Scalable
+from nasforge.spaces.blocks import ACTIVATIONS, ConvBNAct, GhostBottleneck, MBConv, make_divisible
 from nasforge.spaces.choices import Choice, ChoiceSpace
 
 BLOCK_FIELDS = ("k", "e", "se", "act")
+BLOCK_TYPES = ("mbconv", "ghost")
 
 
 def _is_int(value: Any) -> bool:
@@ -82,7 +88,7 @@ def _object(value: Any, keys: Sequence[str], field: str) -> dict[str, Any]:
     return value
 
 
-class MobileNetSpace(ChoiceSpace):
+class MobileNetSpace(ChoiceSpace, Scalable):
     """MobileNetV3-style chain with a searchable width, per-stage depth and per-block k / e / SE / activation.
 
     Defaults follow Once-for-All's MobileNetV3 space: five stages of widths 24-160 after a 16-channel
@@ -107,6 +113,7 @@ class MobileNetSpace(ChoiceSpace):
         width_mults: Sequence[float] = (0.75, 1.0, 1.25),
         final: int = 960,
         head: int = 1280,
+        blocks: Sequence[str] = ("mbconv",),
     ) -> None:
         self.stem = _positive_int("stem", stem)
         self.final = _positive_int("final", final)
@@ -123,7 +130,10 @@ class MobileNetSpace(ChoiceSpace):
             _options("se", se, lambda v: type(v) is bool, "allowed: False, True"),
             _options("acts", acts, lambda v: v in ACTIVATIONS, f"allowed: {', '.join(ACTIVATIONS)}"),
         )
-        self._block_choices = tuple(Choice(f, o) for f, o in zip(BLOCK_FIELDS, block_options))
+        self.blocks = _options("blocks", blocks, lambda v: v in BLOCK_TYPES, f"allowed: {', '.join(BLOCK_TYPES)}")
+        typed = () if self.blocks == ("mbconv",) else (Choice("block", self.blocks),)  # no field: the original JSON form
+        self._block_choices = typed + tuple(Choice(f, o) for f, o in zip(BLOCK_FIELDS, block_options))
+        self._fields = tuple(c.name for c in self._block_choices)
         self.max_depth = max(self.depths)
 
         # Decision layout: width, then per stage its depth followed by max_depth blocks of BLOCK_FIELDS.
@@ -136,7 +146,7 @@ class MobileNetSpace(ChoiceSpace):
             self._block_of.append(None)
             for b in range(self.max_depth):
                 choices += [Choice(f"stages[{s}][{b}].{c.name}", c.options) for c in self._block_choices]
-                self._block_of += [(s, b)] * len(BLOCK_FIELDS)
+                self._block_of += [(s, b)] * len(self._fields)
         self._choices = tuple(choices)
 
     @property
@@ -199,10 +209,10 @@ class MobileNetSpace(ChoiceSpace):
             found.append(self.depths.index(len(blocks)))
             for b in range(self.max_depth):
                 if b >= len(blocks):
-                    found += [0] * len(BLOCK_FIELDS)  # inactive block
+                    found += [0] * len(self._fields)  # inactive block
                     continue
                 field = f"arch.stages[{s}][{b}]"
-                block = _object(blocks[b], BLOCK_FIELDS, field)
+                block = _object(blocks[b], self._fields, field)
                 found += [c.index(block[c.name], f"{field}.{c.name}") for c in self._block_choices]
         return tuple(found)
 
@@ -218,6 +228,23 @@ class MobileNetSpace(ChoiceSpace):
             parts.append(one_hot)
         return np.concatenate(parts)
 
+    def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
+        """The width multiplier x `width` (2 decimals) and each stage's depth x `depth`, rounded up as
+        EfficientNet does (added blocks repeat the stage's last block); the options are this space's
+        with the scaled multiplier and depths as its only choices of them."""
+        for field, factor in (("depth", depth), ("width", width)):
+            if type(factor) not in (int, float) or not 0 < factor < math.inf:
+                raise NasforgeError(f"{field}: a scale factor must be a positive number, got {factor!r}")
+        value = self.check(arch).value
+        stages = [blocks[: math.ceil(len(blocks) * depth)] + blocks[-1:] * (math.ceil(len(blocks) * depth) - len(blocks))
+                  for blocks in value["stages"]]
+        scaled = {"width": round(value["width"] * width, 2), "stages": stages}
+        options = {"stem": self.stem, "widths": list(self.widths), "strides": list(self.strides),
+                   "depths": sorted({len(b) for b in stages}), "width_mults": [scaled["width"]],
+                   "final": self.final, "head": self.head, "blocks": list(self.blocks)}
+        options.update({name: list(c.options) for name, c in zip(("kernels", "expansions", "se", "acts"), self._block_choices[-4:])})
+        return options, MobileNetSpace(**options).validate(scaled)
+
     def build(self, arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         value = self.check(arch).value
         if len(input_shape) != 3 or not all(_is_int(n) and n >= 1 for n in input_shape):
@@ -229,7 +256,12 @@ class MobileNetSpace(ChoiceSpace):
         for width, stride, blocks in zip(self.widths, self.strides, value["stages"]):
             c_out = make_divisible(width * w)
             for i, block in enumerate(blocks):
-                layers.append(MBConv(c, c_out, block["k"], stride if i == 0 else 1, block["e"], block["se"], block["act"]))
+                s = stride if i == 0 else 1
+                if block.get("block") == "ghost":  # hidden width as MBConv's expansion gives it
+                    hidden = make_divisible(c * block["e"])
+                    layers.append(GhostBottleneck(c, hidden, c_out, block["k"], s, block["se"], block["act"]))
+                else:
+                    layers.append(MBConv(c, c_out, block["k"], s, block["e"], block["se"], block["act"]))
                 c = c_out
         final, head = make_divisible(self.final * w), make_divisible(self.head * max(1.0, w))
         layers += [

@@ -12,7 +12,8 @@ of the block's input width. The network is `build_anynet`'s, so RegNetX-400MF is
 with stage depths [1, 2, 7, 12] and widths [32, 64, 160, 384], and RegNetY-400MF is
 ``{"d": 16, "w0": 48, "wa": 27.89, "wm": 2.09, "g": 8, "b": 1, "se": 0.25}``.
 
-The JSON form takes any d >= 1, w0 a positive multiple of 8, wa >= 0, wm > 1, g >= 1, b >= 1 and
+The JSON form takes any d >= 1, w0 >= 1 (sampled as a multiple of 8, as pycls requires; any w0
+works, since every width is rounded to a multiple of 8, and compound scaling needs finer steps), wa >= 0, wm > 1, g >= 1, b >= 1 and
 0 <= se < 1 that give at most `max_stages` stages; the space's options are the ranges that `sample`,
 `mutate` and `neighbors` move in (small by default, for digits- and CIFAR-sized inputs), and `size`
 counts the points of that sampling grid (wa and wm in steps of 0.01).
@@ -28,8 +29,8 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.anynet import Stage, build_anynet, positive_int, stages_key
-from nasforge.spaces.base import Arch, Encodable, Mutable, SearchSpace
+from nasforge.spaces.anynet import Stage, build_anynet, positive_int, scale_factors, stages_key
+from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace
 
 __all__ = ["RegNetFit", "RegNetSpace", "fit_regnet", "regnet_stages", "regnet_widths"]
 
@@ -109,7 +110,7 @@ def _options(field: str, values: Any, ok: Any, rule: str) -> tuple[Any, ...]:
     return tuple(sorted(set(values)))
 
 
-class RegNetSpace(SearchSpace, Mutable, Encodable):
+class RegNetSpace(SearchSpace, Mutable, Encodable, Scalable):
     """RegNet: d in `depth`, w0 (multiple of 8) in `w0`, wa in `wa` (both log-uniform, as the paper
     samples them), wm in `wm`, g from `group_widths`, b from `bottlenecks` and se from `se`; archs
     with more than `max_stages` stages are outside. RegNetX is `se=(0,)`, RegNetY `se=(0.25,)`."""
@@ -184,7 +185,7 @@ class RegNetSpace(SearchSpace, Mutable, Encodable):
             return type(v) in (int, float) and math.isfinite(v)
 
         rules = {"d": (lambda v: type(v) is int and v >= 1, "a positive integer"),
-                 "w0": (lambda v: type(v) is int and v >= QUANTUM and v % QUANTUM == 0, "a positive multiple of 8"),
+                 "w0": (lambda v: type(v) is int and v >= 1, "a positive integer"),
                  "wa": (lambda v: number(v) and v >= 0, "a number >= 0"),
                  "wm": (lambda v: number(v) and v > 1, "a number > 1"),
                  "g": (lambda v: type(v) is int and v >= 1, "a positive integer"),
@@ -207,6 +208,15 @@ class RegNetSpace(SearchSpace, Mutable, Encodable):
 
     def canonical_key(self, arch: Arch) -> str:
         return stages_key(self.stage_list(arch))
+
+    def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
+        """d x `depth` and w0 x `width` (rounded), wa x `width`, with wa also divided by the depth change so the
+        blocks spread over the same widths (the width profile of block j / d is kept); wm is kept."""
+        scale_factors(depth, width)
+        value = self.check(arch).value
+        d = max(1, int(round(value["d"] * depth)))
+        wa = round(value["wa"] * width * value["d"] / d, 2)
+        return dict(self.options), self.validate(value | {"d": d, "w0": max(1, int(round(value["w0"] * width))), "wa": wa})
 
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
         """One field drawn again from its sampling distribution (another value, at most max_stages stages)."""

@@ -283,3 +283,30 @@ def test_build_bad_arguments(space: MobileNetSpace, input_shape: tuple, num_clas
     with pytest.raises(NasforgeError) as error:
         space.build(space.sample(np.random.default_rng(0)), input_shape, num_classes)
     assert str(error.value).startswith(message)
+
+
+def test_ghost_blocks_are_an_extra_choice() -> None:
+    plain, ghost = tiny(), tiny(blocks=("mbconv", "ghost"))
+    assert plain.size == 36 and ghost.size == (4 + 4**2) ** 2 == len(all_archs(ghost))  # 2 x 2 variants per block
+    assert all("block" not in b for s in plain.sample(np.random.default_rng(0)).value["stages"] for b in s)
+    arch = ghost.validate({"width": 1.0, "stages": [[block(3, 3, False, "relu") | {"block": "ghost"}],
+                                                    [block(5, 3, False, "relu") | {"block": "mbconv"}]]})
+    with_mbconv = plain.validate({"width": 1.0, "stages": [[block(3, 3, False, "relu")], [block(5, 3, False, "relu")]]})
+    # the ghost bottleneck of 8 -> 8 channels, hidden 24: ghost 8 -> 24 (8*12 + 24 + 12*9 + 24), ghost 24 -> 8
+    # (24*4 + 8 + 4*9 + 8), identity shortcut; it replaces MBConv(8, 8, k3, e3): 8*24 + 48 + 24*9 + 48 + 24*8 + 16
+    difference = (252 + 148) - (192 + 48 + 216 + 48 + 192 + 16)
+    assert n_params(ghost.build(arch, (1, 8, 8), 10)) - n_params(plain.build(with_mbconv, (1, 8, 8), 10)) == difference
+    with pytest.raises(NasforgeError, match=r"arch.stages\[0\]\[0\].block: missing"):
+        ghost.validate({"width": 1.0, "stages": [[block(3, 3, False, "relu")], [block(5, 3, False, "relu")]]})
+    with pytest.raises(NasforgeError, match="blocks: 'fused' is not allowed"):
+        tiny(blocks=("fused",))
+
+
+def test_scale_deepens_and_widens() -> None:
+    space = tiny()
+    arch = space.validate({"width": 1.0, "stages": [[block(3, 3, False, "relu")], [block(5, 3, False, "relu")] * 2]})
+    options, scaled = space.scale(arch, 1.5, 1.25)
+    # depths 1, 2 -> ceil(1.5), ceil(3): the added blocks repeat the stage's last one
+    assert scaled.value == {"width": 1.25, "stages": [[block(3, 3, False, "relu")] * 2, [block(5, 3, False, "relu")] * 3]}
+    assert options["depths"] == [2, 3] and options["width_mults"] == [1.25]
+    assert create_space("mobilenet", **options).validate(scaled.value) == scaled

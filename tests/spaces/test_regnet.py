@@ -87,7 +87,7 @@ def test_canonical_key_joins_archs_that_build_the_same_network():
 
 @pytest.mark.parametrize("value, message", [
     (X400 | {"wm": 1}, "arch.wm: expected a number > 1, got 1"),
-    (X400 | {"w0": 20}, "arch.w0: expected a positive multiple of 8, got 20"),
+    (X400 | {"w0": 0}, "arch.w0: expected a positive integer, got 0"),
     (X400 | {"se": 1.5}, "arch.se: expected a number in [0, 1), 0 for none, got 1.5"),
     (X400 | {"depth": 3}, "arch.depth: unknown field (allowed: d, w0, wa, wm, g, b, se)"),
     ({k: v for k, v in X400.items() if k != "g"}, "arch.g: missing"),
