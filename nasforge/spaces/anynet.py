@@ -33,7 +33,7 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace
+from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace, check_scale
 from nasforge.spaces.blocks import ConvBNAct, ResBottleneck
 
 __all__ = ["AnyNetSpace", "AnyNetXA", "AnyNetXB", "AnyNetXC", "AnyNetXD", "AnyNetXE", "Stage", "build_anynet",
@@ -88,12 +88,6 @@ def stages_key(stages: Sequence[Stage]) -> str:
 def scaled_width(width: float, factor: float) -> int:
     """`width` x `factor` rounded to a multiple of 8 channels, at least 8."""
     return max(8, int(round(width * factor / 8)) * 8)
-
-
-def scale_factors(depth: float, width: float) -> None:
-    for field, value in (("depth", depth), ("width", width)):
-        if type(value) not in (int, float) or not 0 < value < math.inf:
-            raise NasforgeError(f"{field}: a scale factor must be a positive number, got {value!r}")
 
 
 def positive_int(field: str, value: Any) -> int:
@@ -220,7 +214,7 @@ class AnyNetSpace(SearchSpace, Mutable, Encodable, Scalable):
     def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
         """Every stage's depth x `depth` (rounded, at least 1) and width x `width` (to a multiple of 8);
         b and g are kept. Both maps keep order, so the level's rules still hold."""
-        scale_factors(depth, width)
+        check_scale(depth, width)
         lists = self._lists(arch)
         lists["d"] = [max(1, int(round(d * depth))) for d in lists["d"]]
         lists["w"] = [scaled_width(w, width) for w in lists["w"]]

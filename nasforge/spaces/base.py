@@ -144,3 +144,12 @@ class Scalable(ABC):
         """`arch` with about `depth` x the layers and `width` x the channels, and the keyword options of
         the space holding it (`create_space(self.name, **options)`): this space's own options when its
         JSON form can say the scaled arch, those of a deeper / wider variant of the space otherwise."""
+
+
+def check_scale(depth: float, width: float) -> None:
+    """Refuse scale factors that are not positive finite numbers, naming the bad one."""
+    from nasforge.errors import NasforgeError
+
+    for field, value in (("depth", depth), ("width", width)):
+        if type(value) not in (int, float) or not 0 < value < float("inf"):
+            raise NasforgeError(f"{field}: a scale factor must be a positive number, got {value!r}")

@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, PathEncodable, canonical_json, path_feature
+from nasforge.spaces.base import Arch, PathEncodable, Scalable, canonical_json, check_scale, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import AvgPool3x3, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
@@ -106,7 +106,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class DartsSpace(ChoiceSpace, PathEncodable):
+class DartsSpace(ChoiceSpace, PathEncodable, Scalable):
     """DARTS' cell space and its evaluation network: `channels` initial channels (C), `cells` cells
     (layers), a stem of `stem_multiplier` * C channels, and optionally the auxiliary tower.
 
@@ -224,6 +224,12 @@ class DartsSpace(ChoiceSpace, PathEncodable):
             for start, ops in (path for state in paths[2:] for path in state):
                 code[(2 * t + start) * PATH_BLOCK + path_feature(ops, len(PATH_OPS))] = 1.0
         return code
+
+    def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
+        """The same genotype in a network of round(C x `width`) channels and round(cells x `depth`) cells (at least 1)."""
+        check_scale(depth, width)
+        return {"channels": max(1, round(self.channels * width)), "cells": max(1, round(self.cells * depth)),
+                "stem_multiplier": self.stem_multiplier, "auxiliary": self.auxiliary}, self.check(arch)
 
     def build(self, arch: Arch, input_shape: tuple[int, ...], num_classes: int) -> DartsNetwork:
         value = self.check(arch).value

@@ -35,7 +35,7 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, Scalable
+from nasforge.spaces.base import Arch, Scalable, check_scale
 from nasforge.spaces.blocks import ACTIVATIONS, ConvBNAct, GhostBottleneck, MBConv, make_divisible
 from nasforge.spaces.choices import Choice, ChoiceSpace
 
@@ -232,9 +232,7 @@ class MobileNetSpace(ChoiceSpace, Scalable):
         """The width multiplier x `width` (2 decimals) and each stage's depth x `depth`, rounded up as
         EfficientNet does (added blocks repeat the stage's last block); the options are this space's
         with the scaled multiplier and depths as its only choices of them."""
-        for field, factor in (("depth", depth), ("width", width)):
-            if type(factor) not in (int, float) or not 0 < factor < math.inf:
-                raise NasforgeError(f"{field}: a scale factor must be a positive number, got {factor!r}")
+        check_scale(depth, width)
         value = self.check(arch).value
         stages = [blocks[: math.ceil(len(blocks) * depth)] + blocks[-1:] * (math.ceil(len(blocks) * depth) - len(blocks))
                   for blocks in value["stages"]]

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, HasSupernet, PathEncodable, path_feature
+from nasforge.spaces.base import Arch, HasSupernet, PathEncodable, Scalable, check_scale, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import AvgPool3x3, ReLUConvBN, Zero
 
@@ -122,7 +122,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class NB201Space(ChoiceSpace, PathEncodable, HasSupernet):
+class NB201Space(ChoiceSpace, PathEncodable, HasSupernet, Scalable):
     """NAS-Bench-201's cells in its evaluation network of `channels` (C) initial channels and
     `cells_per_stage` (N) cells per stage; the benchmark uses C=16, N=5.
 
@@ -181,6 +181,12 @@ class NB201Space(ChoiceSpace, PathEncodable, HasSupernet):
             raise NasforgeError(f"input_shape: expected (channels, height, width) of positive integers, got {tuple(input_shape)!r}")
         _positive_int("num_classes", num_classes)
         return NB201Network(ops, input_shape[0], num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage)
+
+    def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
+        """The same cell in a network of round(C x `width`) channels and round(N x `depth`) cells per stage (at least 1)."""
+        check_scale(depth, width)
+        return {"channels": max(1, round(self.channels * width)),
+                "cells_per_stage": max(1, round(self.cells_per_stage * depth))}, self.check(arch)
 
     def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         """The weight-sharing supernet of this space (`nasforge.oneshot.nb201.NB201Supernet`); bad shapes are refused as by `build`."""

@@ -29,8 +29,8 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.anynet import Stage, build_anynet, positive_int, scale_factors, stages_key
-from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace
+from nasforge.spaces.anynet import Stage, build_anynet, positive_int, stages_key
+from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace, check_scale
 
 __all__ = ["RegNetFit", "RegNetSpace", "fit_regnet", "regnet_stages", "regnet_widths"]
 
@@ -212,7 +212,7 @@ class RegNetSpace(SearchSpace, Mutable, Encodable, Scalable):
     def scale(self, arch: Arch, depth: float, width: float) -> tuple[dict[str, Any], Arch]:
         """d x `depth` and w0 x `width` (rounded), wa x `width`, with wa also divided by the depth change so the
         blocks spread over the same widths (the width profile of block j / d is kept); wm is kept."""
-        scale_factors(depth, width)
+        check_scale(depth, width)
         value = self.check(arch).value
         d = max(1, int(round(value["d"] * depth)))
         wa = round(value["wa"] * width * value["d"] / d, 2)
