@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,7 +29,9 @@ from nasforge.export import evaluating, onnx_session, random_input, to_onnx, to_
 
 __all__ = ["BACKENDS", "LatencyStats", "measure_latency"]
 
-BACKENDS = ("eager", "torchscript", "onnxruntime")
+BACKENDS = ("eager", "torchscript", "onnxruntime", "cuda", "onnxruntime-cuda")
+#: the backends that run on a GPU: PyTorch eager on CUDA, ONNX Runtime's CUDA execution provider
+GPU_BACKENDS = ("cuda", "onnxruntime-cuda")
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,26 @@ class LatencyStats:
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, warmup: int = 10,
-                    repeats: int = 30, threads: int | None = None, backend: str = "eager") -> LatencyStats:
+                    repeats: int = 30, threads: int | None = None, backend: str = "eager",
+                    isolate: bool = False) -> LatencyStats:
     """Time `model` in eval mode on a (batch_size, *input_shape) batch with `backend` (one of `BACKENDS`).
 
     `threads` sets torch's (and ONNX Runtime's intra-op) thread count for the call only; None keeps
     torch's current count. The model's training flags, BN statistics and torch's thread count are left
-    as they were. The model must be on the CPU.
+    as they were. The model must be on the CPU; the GPU backends time a copy on the GPU (each call
+    synchronised) and refuse to run without one. `isolate` measures in a fresh Python process (spawned,
+    so no allocator, thread pool or JIT cache of this one is shared; it costs the start of a process).
     """
     if backend not in BACKENDS:
         raise NasforgeError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    _check_gpu(backend)
+    if isolate:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(measure_latency, model, input_shape, batch_size=batch_size, warmup=warmup,
+                               repeats=repeats, threads=threads, backend=backend).result()
     _check_count("batch_size", batch_size, 1)
     _check_count("warmup", warmup, 0)
     _check_count("repeats", repeats, 1)
@@ -93,12 +107,38 @@ def _forward(backend: str, model: nn.Module, input_shape: tuple[int, ...], x: to
     if backend == "torchscript":
         script = to_torchscript(model, input_shape)
         return lambda: script(x)
+    if backend == "cuda":
+        on_gpu, x_gpu = copy.deepcopy(model).cuda(), x.cuda()
+
+        def call() -> object:
+            out = on_gpu(x_gpu)
+            torch.cuda.synchronize()  # kernels are asynchronous: time their completion
+            return out
+
+        return call
     with tempfile.TemporaryDirectory() as folder:  # the session holds the model in memory once created
         path = to_onnx(model, input_shape, Path(folder) / "model.onnx", batch_size=x.shape[0])
-        session = onnx_session(path, threads=threads)
+        if backend == "onnxruntime-cuda":
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(path), providers=["CUDAExecutionProvider"])
+        else:
+            session = onnx_session(path, threads=threads)
     # a network whose output does not depend on its input (an all-zero NB201 cell) exports with no input
     feed = {i.name: x.numpy() for i in session.get_inputs()}
     return lambda: session.run(None, feed)
+
+
+def _check_gpu(backend: str) -> None:
+    """A GPU backend without its GPU is refused by name, never quietly timed on the CPU."""
+    if backend == "cuda" and not torch.cuda.is_available():
+        raise NasforgeError("backend: 'cuda' needs a CUDA GPU and none is available (allowed here: eager, torchscript, onnxruntime)")
+    if backend == "onnxruntime-cuda":
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers() or not torch.cuda.is_available():
+            raise NasforgeError("backend: 'onnxruntime-cuda' needs a CUDA GPU and onnxruntime-gpu; "
+                                "they are not available (allowed here: eager, torchscript, onnxruntime)")
 
 
 def _check_count(field: str, value: object, minimum: int) -> None:

@@ -16,6 +16,10 @@ input of the same shape: what remains is its compute, not the per-call cost of t
 overhead (the runtime's one call per network, additions and concatenations outside units) is the median,
 over a few calibration networks, of measured minus summed latency.
 
+Where the sum is poor — tiny units whose runtime fuses or prunes them inside a whole graph, as ONNX Runtime
+does with NB201's 16-channel cells — `LatencyPredictor` learns the whole network's latency from measured
+networks instead, from per-unit-class sums of the table's entries.
+
 Tables are JSON, tagged with the space, its options, the backend, device, threads, batch size and input
 they were measured for; `load_table` refuses one measured for another space or backend unless told.
 
@@ -47,7 +51,7 @@ from nasforge.errors import NasforgeError
 from nasforge.hardware.latency import BACKENDS, measure_latency
 from nasforge.spaces.base import Arch, SearchSpace
 
-__all__ = ["LatencyTable", "build_table", "device_name", "load_table", "model_units"]
+__all__ = ["LatencyPredictor", "LatencyTable", "build_table", "device_name", "load_table", "model_units"]
 
 FORMAT = 1
 
@@ -127,6 +131,7 @@ class LatencyTable:
     space_options: dict[str, Any] = field(default_factory=dict)
     warmup: int = 10
     repeats: int = 30
+    _empty_ms: dict[tuple[int, ...], float] = field(default_factory=dict, repr=False, compare=False)
 
     def predict(self, model: nn.Module, *, measure_missing: bool = False) -> float:
         """Predicted milliseconds of `model` (batch `batch_size`, `input_shape`): its units' sum plus the overhead.
@@ -172,16 +177,17 @@ class LatencyTable:
         return self.overhead_ms
 
     def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
-        unit = copy.deepcopy(module)
         settings = dict(batch_size=self.batch_size, threads=self.threads, backend=self.backend,
                         warmup=self.warmup, repeats=self.repeats)
-        empty = measure_latency(nn.Identity(), shape, **settings).median_ms
-        return measure_latency(unit, shape, **settings).median_ms - empty
+        if shape not in self._empty_ms:  # the runtime's per-call cost at this shape, measured once per table
+            self._empty_ms[shape] = measure_latency(nn.Identity(), shape, **settings).median_ms
+        return measure_latency(copy.deepcopy(module), shape, **settings).median_ms - self._empty_ms[shape]
 
     def save(self, path: str | Path) -> Path:
         """Write the table as JSON; returns the path."""
         path = Path(path)
-        path.write_text(json.dumps({"format": FORMAT, **asdict(self)}, indent=1) + "\n")
+        fields = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        path.write_text(json.dumps({"format": FORMAT, **fields}, indent=1) + "\n")
         return path
 
 
@@ -230,3 +236,47 @@ def load_table(path: str | Path, *, space: str | None = None, backend: str | Non
             raise NasforgeError(f"latency_table: {path} was measured for {name} {getattr(table, name)!r}, not "
                                 f"{value!r} (measure a table for it, or allow the mismatch)")
     return table
+
+
+class LatencyPredictor:
+    """A learned latency model (option for spaces where the table's sum is poor): ridge regression
+    (scikit-learn) of measured whole-network milliseconds on, for each unit class, the number of units and
+    the sum of their table entries. Linear in the table's entries, so it stays close to the table where
+    the table is right, and learns how much of each kind of unit the runtime hides inside a whole graph."""
+
+    def __init__(self, table: LatencyTable, *, alpha: float = 1e-3) -> None:
+        if not alpha >= 0:
+            raise NasforgeError(f"alpha: must be >= 0, got {alpha!r}")
+        self.table, self.alpha = table, alpha
+        self.classes: list[str] = []
+        self._model: Any = None
+
+    def fit(self, models: Sequence[nn.Module], latencies_ms: Sequence[float]) -> "LatencyPredictor":
+        """Fit on networks and their measured latencies (the table's settings); units missing from the table are timed."""
+        from sklearn.linear_model import Ridge
+
+        if len(models) != len(latencies_ms) or len(models) < 2:
+            raise NasforgeError(f"fit: needs two or more networks and one latency each, got {len(models)} and {len(latencies_ms)}")
+        units = [self._units(model) for model in models]
+        self.classes = sorted({cls for found in units for cls in found})
+        self._model = Ridge(alpha=self.alpha).fit(np.array([self._features(u) for u in units]), np.asarray(latencies_ms))
+        return self
+
+    def predict(self, model: nn.Module) -> float:
+        """Predicted milliseconds of `model`."""
+        if self._model is None:
+            raise NasforgeError("predictor: fit it on measured networks first")
+        return float(self._model.predict(np.array([self._features(self._units(model))]))[0])
+
+    def _units(self, model: nn.Module) -> dict[str, tuple[int, float]]:
+        """Unit class -> (count, sum of table entries) of `model`."""
+        found: dict[str, tuple[int, float]] = {}
+        for key, module, shape in model_units(model, self.table.input_shape):
+            if key not in self.table.units:
+                self.table.units[key] = self.table._measure(module, shape)
+            count, total = found.get(type(module).__name__, (0, 0.0))
+            found[type(module).__name__] = (count + 1, total + self.table.units[key])
+        return found
+
+    def _features(self, found: dict[str, tuple[int, float]]) -> list[float]:
+        return [x for cls in self.classes for x in found.get(cls, (0, 0.0))]

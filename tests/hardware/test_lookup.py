@@ -1,0 +1,93 @@
+"""Latency lookup tables: units keyed by configuration, prediction = sum + overhead, JSON round trip,
+refusal of a table measured for another backend or space, the learned predictor, and use in a search."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch.nn as nn
+
+from nasforge.errors import NasforgeError
+from nasforge.hardware.lookup import LatencyPredictor, LatencyTable, build_table, load_table, model_units
+from nasforge.spaces import create_space
+
+SHAPE = (3, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def small():
+    space = create_space("nb201", channels=4, cells_per_stage=1)
+    archs = [space.sample(np.random.default_rng(s)) for s in range(4)]
+    table = build_table(space, archs[:3], input_shape=SHAPE, num_classes=10, backend="onnxruntime",
+                        calibration=archs[:2], warmup=2, repeats=5)
+    return space, archs, table
+
+
+def test_units_are_the_edge_ops_and_fixed_parts_keyed_by_configuration_and_shape():
+    space = create_space("nb201", channels=4, cells_per_stage=2)
+    arch = space.validate("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    units = model_units(space.build(arch, SHAPE, 10), SHAPE)
+    # stem, 2 x 6 edges, reduction, 2 x 6, reduction, 2 x 6, BN-ReLU, pooling, classifier
+    assert len(units) == 1 + 12 + 1 + 12 + 1 + 12 + 3
+    convs = [key for key, module, shape in units if key.startswith("ReLUConvBN")]
+    # the 12 convolutions of a stage share one key (same configuration, same input); the three stages differ
+    assert len(convs) == 36 and len(set(convs)) == 3
+    assert {shape for key, _, shape in units if key.startswith("ReLUConvBN")} == {(4, 8, 8), (8, 4, 4), (16, 2, 2)}
+
+
+def test_mobilenet_units_are_its_blocks():
+    space = create_space("mobilenet")
+    arch = space.sample(np.random.default_rng(0))
+    blocks = sum(len(stage) for stage in arch.value["stages"])
+    units = model_units(space.build(arch, (3, 32, 32), 10), (3, 32, 32))
+    # stem, fixed first MBConv, the searched blocks, final conv, pool, flatten, linear, hardswish, linear
+    assert len(units) == 2 + blocks + 6
+    assert sum(key.startswith("MBConv") for key, _, _ in units) == 1 + blocks
+
+
+def test_prediction_is_the_sum_of_entries_plus_overhead(small):
+    space, archs, table = small
+    model = space.build(archs[0], SHAPE, 10)
+    expected = table.overhead_ms + sum(table.units[key] for key, _, _ in model_units(model, SHAPE))
+    assert table.predict(model) == pytest.approx(expected, rel=1e-12)
+    assert table.predict(model) > 0 and all(np.isfinite(list(table.units.values())))
+
+
+def test_a_missing_unit_is_refused_by_name_or_measured(small):
+    space, archs, table = small
+    other = create_space("nb201", channels=6, cells_per_stage=1).build(archs[0], SHAPE, 10)  # other channel counts
+    with pytest.raises(NasforgeError, match="no entry for unit"):
+        table.predict(other)
+    copy = LatencyTable(**{**table.__dict__, "units": dict(table.units), "_empty_ms": {}})
+    assert copy.predict(other, measure_missing=True) > 0 and len(copy.units) > len(table.units)
+
+
+def test_json_round_trip_and_refusals(small, tmp_path):
+    space, archs, table = small
+    path = table.save(tmp_path / "lut.json")
+    data = json.loads(path.read_text())
+    assert (data["space"], data["backend"], data["threads"], data["batch_size"]) == ("nb201", "onnxruntime", 1, 1)
+    assert data["input_shape"] == list(SHAPE) and data["device"]
+    loaded = load_table(path, space="nb201", backend="onnxruntime")
+    model = space.build(archs[1], SHAPE, 10)
+    assert loaded.units == table.units and loaded.predict(model) == table.predict(model)
+    with pytest.raises(NasforgeError, match="measured for backend 'onnxruntime', not 'eager'"):
+        load_table(path, backend="eager")
+    with pytest.raises(NasforgeError, match="measured for space 'nb201', not 'darts'"):
+        load_table(path, space="darts")
+    assert load_table(path, space="darts", allow_mismatch=True).space == "nb201"
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(NasforgeError, match="not a nasforge latency table"):
+        load_table(tmp_path / "bad.json")
+
+
+def test_the_learned_predictor_recovers_a_linear_latency(small):
+    space, archs, table = small
+    models = [space.build(a, SHAPE, 10) for a in archs]
+    # a runtime that runs each unit class at its own speed: the predictor's features make this exactly linear
+    truth = [0.3 + 2.0 * sum(table.units[k] for k, m, _ in model_units(model, SHAPE) if isinstance(m, nn.Sequential))
+             for model in models]
+    predictor = LatencyPredictor(table, alpha=0.0).fit(models[:3] * 2, truth[:3] * 2)
+    assert predictor.predict(models[0]) == pytest.approx(truth[0], rel=1e-6)
