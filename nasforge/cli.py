@@ -200,6 +200,46 @@ def latency_table(space: str = typer.Option(..., help="Search space name."),
     out.print(f"{len(table.units)} units, overhead {table.overhead_ms:.3f} ms, {backend} on {table.device}: {out_path}")
 
 
+@app.command()
+def scale(run_dir: Path = typer.Argument(..., help="A finished run directory."),
+          phi: Optional[float] = typer.Option(None, help="Compound coefficient: about 2^phi x the FLOPs."),
+          flops_target: Optional[float] = typer.Option(None, help="Scale to about this many FLOPs (batch 1) instead of --phi."),
+          alpha: float = typer.Option(1.2, help="Depth multiplier per unit of phi (EfficientNet's 1.2)."),
+          beta: float = typer.Option(1.1, help="Width multiplier per unit of phi (EfficientNet's 1.1)."),
+          gamma: float = typer.Option(1.15, help="Resolution multiplier per unit of phi (EfficientNet's 1.15)."),
+          input_shape: Optional[str] = typer.Option(None, help="C,H,W before scaling (default: the run's data; 3,32,32 for tables)."),
+          num_classes: Optional[int] = typer.Option(None, help="Classes (default: the run's data; 10 for tables)."),
+          out_path: Optional[Path] = typer.Option(None, "--out", help="Where to write the JSON (default RUN_DIR/scaled.json).")) -> None:
+    """Scale the run's best architecture with EfficientNet's compound scaling; write and print it as JSON."""
+    from nasforge.hardware import count_flops, count_params
+    from nasforge.runner.run_dir import read_best
+    from nasforge.runner.search import load_config
+    from nasforge.scaling import flops_of, scale as compound_scale, scale_to_flops
+    from nasforge.spaces import create_space
+
+    if (phi is None) == (flops_target is None):
+        raise NasforgeError("phi: give exactly one of --phi and --flops-target")
+    best = read_best(run_dir)  # first: its error names a missing run directory
+    config = load_config(run_dir)
+    space = create_space(config.space, **config.space_options)
+    arch = space.validate(best["arch"])
+    shape, classes = _data_shape(config, input_shape, num_classes)
+    coefficients = (alpha, beta, gamma)
+    scaled = (compound_scale(space, arch, shape, phi, coefficients) if flops_target is None
+              else scale_to_flops(space, arch, shape, classes, flops_target, coefficients))
+    model = scaled.build(classes)
+    before = space.build(arch, shape, classes)
+    info = {"space": scaled.space, "space_options": scaled.options, "key": scaled.arch.key, "arch": scaled.arch.value,
+            "input_shape": list(scaled.input_shape), "num_classes": classes, "phi": scaled.phi,
+            "multipliers": dict(zip(("depth", "width", "resolution"), scaled.multipliers)),
+            "params": count_params(model), "flops": flops_of(scaled, classes),
+            "original": {"key": arch.key, "input_shape": list(shape), "params": count_params(before),
+                         "flops": count_flops(before, shape)}}
+    target = out_path or Path(run_dir) / "scaled.json"
+    target.write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info))
+
+
 design_space = typer.Typer(no_args_is_help=True, help="Compare design spaces by their error distributions.")
 app.add_typer(design_space, name="design-space")
 
