@@ -1,0 +1,137 @@
+"""One-shot NAS on NAS-Bench-201: DARTS (first order, with and without the DARTS- defence), GDAS,
+SPOS + evolution and ENAS search a small supernet on CIFAR-10 images; the derived architecture is looked
+up in the NAS-Bench-201 table (val / test accuracy, percentile = percent of the table's architectures with
+a lower val_acc), with the search's wall time.
+
+    python benchmarks/oneshot_nb201.py [--quick] [--json PATH] [--table PATH] [--data PATH] [--seeds 2] [--workers 2]
+
+CPU-sized, as the issue asks: supernet C=16, one cell per stage; ../shared/data/cifar10_train10k.npz
+split (seed 0, stratified) into 4,500 training and 4,500 validation images (1,000 more held out, unused);
+batch 64; weights SGD lr 0.025 -> 0.001 cosine, momentum 0.9, wd 3e-4. Epochs are sized so that each run
+takes a few minutes on one core (`EPOCHS`): about 150 DARTS steps against the paper's ~20,000, so the
+alphas' Adam lr is 3e-3, ten times the paper's, for DARTS and GDAS alike. GDAS' tau 10 -> 0.1. SPOS scores
+60 candidates of regularized evolution (population 20, sample 5); ENAS 10 controller samples; every
+candidate inherits the supernet's weights, BatchNorm recalibrated on 512 training images, scored on the
+first 1,000 validation images. Each run is one process on one thread; `--workers` run side by side.
+`--quick`: one seed, 1,000 training / validation images, one epoch per method, 10 SPOS candidates.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import DEFAULT_DATA, markdown_table, parser, publish
+
+from nasforge.data import load_dataset
+from nasforge.objective import Objective
+from nasforge.oneshot import SupernetEstimator, create_method
+from nasforge.oneshot.trainer import Listed
+from nasforge.spaces.nb201 import NB201Space, parse_arch
+
+#: method -> (one-shot method, its options)
+METHODS = {
+    "darts": ("darts", {"alpha_lr": 3e-3}),
+    "darts-auxskip": ("darts", {"alpha_lr": 3e-3, "defence": "auxskip"}),
+    "gdas": ("gdas", {"alpha_lr": 3e-3}),
+    "spos": ("spos", {"population_size": 20, "sample_size": 5}),
+    "enas": ("enas", {"derive_samples": 10}),
+}
+#: supernet epochs of each method in a full run (4,500 images an epoch): a few minutes each on one core
+EPOCHS = {"darts": 2, "darts-auxskip": 2, "gdas": 10, "spos": 20, "enas": 12}
+SPOS_CANDIDATES = 60
+
+
+def read_table(path: Path) -> dict[str, tuple[float, float]]:
+    with path.open() as f:
+        return {row["arch"]: (float(row["val_acc"]), float(row["test_acc"])) for row in csv.DictReader(f)}
+
+
+def load_data(path: Path, *, quick: bool):
+    data = load_dataset(str(path), seed=0, val_fraction=0.45, test_fraction=0.1)
+    if quick:
+        data = replace(data, x_train=data.x_train[:1000], y_train=data.y_train[:1000],
+                       x_val=data.x_val[:1000], y_val=data.y_val[:1000])
+    return data
+
+
+def search(method: str, seed: int, data_path: Path, quick: bool) -> dict:
+    """One search: train the supernet, score the method's proposals with inherited weights, keep the best."""
+    torch.set_num_threads(1)
+    data = load_data(data_path, quick=quick)
+    space = NB201Space(channels=16, cells_per_stage=1)
+    name, options = METHODS[method]
+    start = time.perf_counter()
+    trainer = create_method(name, space=space, data=data, seed=seed, epochs=1 if quick else EPOCHS[method],
+                            batch_size=64, **options)
+    log = trainer.fit()
+    strategy = trainer.proposals(Objective("val_acc"))
+    estimator = SupernetEstimator(supernet=trainer.supernet, data=data, calibration_images=512, eval_images=1000)
+    count = len(strategy.archs) if isinstance(strategy, Listed) else (10 if quick else SPOS_CANDIDATES)
+    best, best_acc = None, -np.inf
+    for _ in range(count):
+        arch = strategy.ask()
+        result = estimator.evaluate(arch)
+        strategy.tell(arch, result)
+        if result.metrics["val_acc"] > best_acc:
+            best, best_acc = arch, result.metrics["val_acc"]
+    return {"method": method, "seed": seed, "arch": best.key, "seconds": time.perf_counter() - start,
+            "inherited_val_acc": best_acc, "log": log}
+
+
+def _search(job: tuple) -> dict:
+    return search(*job)
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0], table=True)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CIFAR-10 .npz (x, y)")
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    args = p.parse_args()
+    table = read_table(args.table)
+    vals = np.array([v for v, _ in table.values()])
+    seeds = range(1 if args.quick else args.seeds)
+    jobs = [(m, s, args.data, args.quick) for s in seeds for m in args.methods.split(",")]
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        found = pool.map(_search, jobs, chunksize=1)
+    runs, logs = [], {}
+    for f in found:
+        val, test = table[f["arch"]]
+        runs.append({"method": f["method"], "seed": f["seed"], "arch": f["arch"], "val_acc": val, "test_acc": test,
+                     "percentile": 100.0 * float((vals < val).mean()), "seconds": f["seconds"],
+                     "inherited_val_acc": f["inherited_val_acc"]})
+        logs[f"{f['method']}/{f['seed']}"] = f["log"]
+    publish("oneshot_nb201", {"runs": runs, "logs": logs, "table_best_val": float(vals.max())},
+            report(runs, len(vals)), args.json, quick=args.quick)
+
+
+def report(runs: list[dict], table_size: int) -> str:
+    def ops_share(arch: str, word: str) -> float:
+        ops = parse_arch(arch)
+        return sum(word in op for op in ops) / len(ops)
+
+    rows = [[r["method"], r["seed"], f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", f"{r['percentile']:.1f}",
+             f"{ops_share(r['arch'], 'skip'):.2f}", f"{ops_share(r['arch'], 'pool'):.2f}", f"{r['seconds']:.0f}",
+             f"`{r['arch']}`"] for r in runs]
+    per_method = []
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
+        per_method.append([method, len(mine), f"{np.mean([r['test_acc'] for r in mine]):.2f}",
+                           f"{np.mean([r['percentile'] for r in mine]):.1f}",
+                           f"{sum(r['percentile'] >= 95 for r in mine)}/{len(mine)}",
+                           f"{np.mean([ops_share(r['arch'], 'skip') for r in mine]):.2f}",
+                           f"{np.mean([r['seconds'] for r in mine]):.0f}"])
+    return (markdown_table(["method", "seeds", "mean test_acc", "mean percentile", "top 5 %", "skip share", "seconds"], per_method)
+            + f"\n\nPer run (percentile among the table's {table_size} architectures by val_acc):\n\n"
+            + markdown_table(["method", "seed", "val_acc", "test_acc", "percentile", "skip share", "pool share", "seconds", "arch"], rows))
+
+
+if __name__ == "__main__":
+    main()
