@@ -8,14 +8,15 @@ For each space and backend a `LatencyTable` starts empty; its fixed overhead is 
 whole network is measured: interleaved, so that other jobs on the machine slow both alike. The table's
 prediction is made after all units are known. Reported: Spearman rank correlation, mean absolute
 percentage error (MAPE) and the share within ±10 % of the measured median; `repeat_cv`, the coefficient
-of variation of the measured median over 3 repeated measurements of 20 networks (fresh sessions, spread
-over the run): the noise floor of "measured" itself. The learned predictor (`LatencyPredictor`, fit on 30
+of variation of the measured median over 3 repeated measurements of 10 networks (fresh sessions, spread
+over the run): the noise floor of "measured" itself. The learned predictor (`LatencyPredictor`, fit on 20
 further measured networks) is reported beside the table. nn-Meter reports 99.0 % within ±10 % on a
-Pixel 4 CPU. `--quick` uses 20 networks per space.
+Pixel 4 CPU. `--quick` uses 10 networks per space (predictor on 10, repeats on 5).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -28,7 +29,9 @@ from nasforge.spaces import create_space
 SPACES = {"mobilenet": ((3, 224, 224), 1000), "nb201": ((3, 32, 32), 10)}
 BACKENDS = ("onnxruntime", "eager")
 WARMUP, REPEATS = 5, 15  # per timing; the median of 15 calls
-CALIBRATION, PREDICTOR_TRAIN, REPEATED = 5, 30, 20
+CALIBRATION = 5
+#: (networks to fit the learned predictor on, networks measured 3 times for repeat_cv): full and --quick
+EXTRA = {False: (20, 10), True: (10, 5)}
 
 
 def accuracy(predicted: list[float], measured: list[float]) -> dict[str, float]:
@@ -38,19 +41,20 @@ def accuracy(predicted: list[float], measured: list[float]) -> dict[str, float]:
             "within_10pct": float((error <= 0.10).mean())}
 
 
-def measure_space(name: str, backend: str, archs: int, seed: int = 0) -> dict:
+def measure_space(name: str, backend: str, archs: int, seed: int = 0, quick: bool = False) -> dict:
     space = create_space(name)
     shape, classes = SPACES[name]
     rng = np.random.default_rng(seed)
     build = [space.build(space.sample(rng), shape, classes) for _ in range(archs)]
     other = np.random.default_rng(seed + 1)
     calibration = [space.build(space.sample(other), shape, classes) for _ in range(CALIBRATION)]
-    training = [space.build(space.sample(other), shape, classes) for _ in range(PREDICTOR_TRAIN)]
+    train, repeated = EXTRA[quick]
+    training = [space.build(space.sample(other), shape, classes) for _ in range(train)]
     table = LatencyTable(space=name, backend=backend, device=device_name(backend), threads=1, batch_size=1,
                          input_shape=shape, num_classes=classes, warmup=WARMUP, repeats=REPEATS)
     started = time.perf_counter()
     table.calibrate(calibration)
-    measured, repeats = [], {i: [] for i in range(min(REPEATED, archs))}
+    measured, repeats = [], {i: [] for i in range(min(repeated, archs))}
     for i, model in enumerate(build):
         table.add(model)
         measured.append(table.measure(model))
@@ -93,9 +97,12 @@ def main() -> None:
     p.add_argument("--archs", type=int, default=200, help="random networks per space")
     p.add_argument("--spaces", default=",".join(SPACES), help="comma-separated subset of " + ",".join(SPACES))
     args = p.parse_args()
-    archs = 20 if args.quick else args.archs
-    results = {name: {backend: measure_space(name, backend, archs) for backend in BACKENDS}
-               for name in args.spaces.split(",")}
+    archs = 10 if args.quick else args.archs
+    results = {}
+    for name in args.spaces.split(","):
+        for backend in BACKENDS:
+            results.setdefault(name, {})[backend] = measure_space(name, backend, archs, quick=args.quick)
+            print(f"{name} / {backend}: {results[name][backend]['seconds']:.0f} s", file=sys.stderr, flush=True)
     publish("latency_lut", results, report(results), args.json, quick=args.quick)
 
 
