@@ -26,8 +26,8 @@ out = Console(soft_wrap=True)
 @app.command()
 def search(
     space: Optional[str] = typer.Option(None, help=f"Search space: {', '.join(list_spaces())}."),
-    strategy: Optional[str] = typer.Option(None, help=f"Search strategy: {', '.join(list_strategies())}."),
-    estimator: Optional[str] = typer.Option(None, help="Estimator: train (real training), learning_curve (a few epochs, extrapolated), zero_cost (proxies of the untrained network; objective zc_score or a proxy) or tabular."),
+    strategy: Optional[str] = typer.Option(None, help=f"Search strategy: {', '.join(list_strategies())}; one-shot (with --estimator supernet): darts, gdas, spos, enas."),
+    estimator: Optional[str] = typer.Option(None, help="Estimator: supernet (one-shot strategies: inherited weights), train (real training), learning_curve (a few epochs, extrapolated), zero_cost (proxies of the untrained network; objective zc_score or a proxy) or tabular."),
     dataset: Optional[str] = typer.Option(None, help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
     table: Optional[str] = typer.Option(None, help="NAS-Bench-201-style CSV for the tabular estimator."),
     objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_acc), mnasnet:latency_ms<=T (MnasNet reward; mnasnet-hard:...), or pareto:val_acc,latency_ms (several metrics; costs minimised)."),
@@ -151,6 +151,37 @@ def export(run_dir: Path = typer.Argument(..., help="A finished run directory.")
 
 
 @app.command()
+def retrain(run_dir: Path = typer.Argument(..., help="A finished run directory (any search, one-shot or not)."),
+            epochs: int = typer.Option(50, help="Training epochs (cosine schedule to zero over them)."),
+            batch_size: int = typer.Option(64, help="Images per step."),
+            optimizer: str = typer.Option("sgd", help="sgd (Nesterov momentum) or adam."),
+            lr: Optional[float] = typer.Option(None, help="Initial learning rate (default 0.05 sgd, 1e-3 adam)."),
+            weight_decay: Optional[float] = typer.Option(None, help="L2 weight decay (default 5e-4 sgd, 0 adam)."),
+            label_smoothing: float = typer.Option(0.0, help="Label smoothing of the cross-entropy."),
+            patience: Optional[int] = typer.Option(None, help="Stop after this many epochs without a better val_acc."),
+            dataset: Optional[str] = typer.Option(None, help="Train on this data set instead of the run's."),
+            space_option: list[str] = typer.Option([], help="KEY=VALUE overriding the run's space options, e.g. channels=16 (repeatable)."),
+            seed: Optional[int] = typer.Option(None, help="Seed (default: the run's)."),
+            device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N (default: cuda when present)."),
+            latency: bool = typer.Option(False, help="Also measure CPU latency of the trained network.")) -> None:
+    """Train a run's best architecture from scratch and write RUN_DIR/retrain.json."""
+    from nasforge.runner.retrain import RETRAIN, retrain as retrain_run
+
+    options = {}
+    for item in space_option:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise NasforgeError(f"space_option: expected KEY=VALUE, got '{item}'")
+        options[name] = _read_arch(value)  # JSON scalars: 16 -> int, true -> bool; else the text
+    record = retrain_run(run_dir, space_options=options, dataset=dataset, seed=seed, epochs=epochs,
+                         batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+                         label_smoothing=label_smoothing, patience=patience, device=device, latency=latency)
+    m = record["metrics"]
+    shown = ", ".join(f"{k}={m[k]:.4g}" for k in ("val_acc", "test_acc", "params", "flops", "latency_ms", "epochs") if k in m)
+    out.print(f"retrained {record['key']}\n      {shown}\n      -> {Path(run_dir) / RETRAIN}")
+
+
+@app.command()
 def describe(space: str = typer.Option(..., help="Search space name."),
              arch: str = typer.Option(..., help="The arch's JSON form, or a file holding it."),
              input_shape: str = typer.Option("3,32,32", help="C,H,W."),
@@ -177,6 +208,7 @@ def latency_table(space: str = typer.Option(..., help="Search space name."),
                   num_classes: int = typer.Option(1000, help="Number of classes."),
                   threads: int = typer.Option(1, help="Threads of the runtime."),
                   batch_size: int = typer.Option(1, help="Batch size."),
+                  clock: str = typer.Option("wall", help="wall, or cpu: the thread's CPU time (threads 1; leaves out waits for a busy machine's cores)."),
                   samples: int = typer.Option(100, help="Random architectures whose units are measured."),
                   calibration: int = typer.Option(5, help="Further random architectures measured whole, for the overhead."),
                   seed: int = typer.Option(0, help="Seed of the random architectures.")) -> None:
@@ -195,7 +227,7 @@ def latency_table(space: str = typer.Option(..., help="Search space name."),
     rng = np.random.default_rng(seed)
     archs = [the_space.sample(rng) for _ in range(samples + calibration)]
     table = build_table(the_space, archs[:samples], input_shape=shape, num_classes=num_classes, backend=backend,
-                        threads=threads, batch_size=batch_size, calibration=archs[samples:])
+                        threads=threads, batch_size=batch_size, calibration=archs[samples:], clock=clock)
     table.save(out_path)
     out.print(f"{len(table.units)} units, overhead {table.overhead_ms:.3f} ms, {backend} on {table.device}: {out_path}")
 
@@ -306,7 +338,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 def _data_shape(config: Any, input_shape: str | None, num_classes: int | None) -> tuple[tuple[int, ...], int]:
     from nasforge.runner.search import TABLE_INPUT
 
-    if config.estimator in ("train", "learning_curve", "zero_cost") and (input_shape is None or num_classes is None):
+    if config.estimator in ("train", "learning_curve", "zero_cost", "supernet") and (input_shape is None or num_classes is None):
         from nasforge.data import load_dataset
 
         data = load_dataset(config.dataset, seed=config.seed)

@@ -2,7 +2,8 @@
 
 Latency, unlike FLOPs, depends on the runtime, the thread count and the batch size (MnasNet, Tan et al.
 2019, measures it on the target device for this reason), so all three are arguments and are reported
-back with the spread of the timings. Each timed call is one `time.perf_counter` interval; the first
+back with the spread of the timings. Each timed call is one `time.perf_counter` interval (or, with
+`clock="cpu"`, of the thread's CPU time); the first
 `warmup` calls (allocator, one-off kernel selection, TorchScript's profiling runs) are not counted.
 
 >>> import torch.nn as nn
@@ -30,6 +31,8 @@ from nasforge.export import evaluating, onnx_session, random_input, to_onnx, to_
 __all__ = ["BACKENDS", "LatencyStats", "measure_latency"]
 
 BACKENDS = ("eager", "torchscript", "onnxruntime", "cuda", "onnxruntime-cuda")
+#: what a timed call is measured with: wall-clock time, or the calling thread's CPU time (`time.thread_time`)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 #: the backends that run on a GPU: PyTorch eager on CUDA, ONNX Runtime's CUDA execution provider
 GPU_BACKENDS = ("cuda", "onnxruntime-cuda")
 
@@ -46,11 +49,12 @@ class LatencyStats:
     threads: int
     batch_size: int
     backend: str
+    clock: str = "wall"
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, warmup: int = 10,
                     repeats: int = 30, threads: int | None = None, backend: str = "eager",
-                    isolate: bool = False) -> LatencyStats:
+                    isolate: bool = False, clock: str = "wall") -> LatencyStats:
     """Time `model` in eval mode on a (batch_size, *input_shape) batch with `backend` (one of `BACKENDS`).
 
     `threads` sets torch's (and ONNX Runtime's intra-op) thread count for the call only; None keeps
@@ -58,9 +62,19 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
     as they were. The model must be on the CPU; the GPU backends time a copy on the GPU (each call
     synchronised) and refuse to run without one. `isolate` measures in a fresh Python process (spawned,
     so no allocator, thread pool or JIT cache of this one is shared; it costs the start of a process).
+
+    `clock="cpu"` times each call by the CPU time of the calling thread, which with `threads=1` on the CPU
+    backends is where all the work runs: on a machine shared with other jobs it leaves out the time the
+    thread waited for a core (which inflates long calls more than short ones), and on an idle machine it
+    equals the wall-clock time.
     """
     if backend not in BACKENDS:
         raise NasforgeError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if clock not in CLOCKS:
+        raise NasforgeError(f"clock: expected one of {', '.join(CLOCKS)}, got {clock!r}")
+    if clock == "cpu" and (threads != 1 or backend in GPU_BACKENDS):
+        raise NasforgeError("clock: 'cpu' times the calling thread only, so it needs threads=1 and a CPU backend "
+                            "(allowed otherwise: wall)")
     _check_gpu(backend)
     if isolate:
         import multiprocessing
@@ -68,7 +82,7 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
 
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             return pool.submit(measure_latency, model, input_shape, batch_size=batch_size, warmup=warmup,
-                               repeats=repeats, threads=threads, backend=backend).result()
+                               repeats=repeats, threads=threads, backend=backend, clock=clock).result()
     _check_count("batch_size", batch_size, 1)
     _check_count("warmup", warmup, 0)
     _check_count("repeats", repeats, 1)
@@ -79,6 +93,7 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
         raise NasforgeError(f"model: latency is measured on the CPU; move the model to 'cpu' "
                             f"(it is on {sorted(devices)})")
     x = random_input(model, input_shape, batch_size)
+    tick = CLOCKS[clock]
     previous = torch.get_num_threads()
     used = previous if threads is None else threads
     torch.set_num_threads(used)
@@ -88,15 +103,15 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
             times = []
             with torch.inference_mode():
                 for call in range(warmup + repeats):
-                    start = time.perf_counter()
+                    start = tick()
                     forward()
                     if call >= warmup:
-                        times.append(time.perf_counter() - start)
+                        times.append(tick() - start)
     finally:
         torch.set_num_threads(previous)
     p10, median, p90 = np.percentile(np.array(times) * 1e3, [10, 50, 90])
     return LatencyStats(median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90), repeats=repeats,
-                        threads=used, batch_size=batch_size, backend=backend)
+                        threads=used, batch_size=batch_size, backend=backend, clock=clock)
 
 
 def _forward(backend: str, model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor,

@@ -131,6 +131,7 @@ class LatencyTable:
     space_options: dict[str, Any] = field(default_factory=dict)
     warmup: int = 10
     repeats: int = 30
+    clock: str = "wall"
     _empty_ms: dict[tuple[int, ...], float] = field(default_factory=dict, repr=False, compare=False)
 
     def predict(self, model: nn.Module, *, measure_missing: bool = False) -> float:
@@ -161,7 +162,8 @@ class LatencyTable:
     def measure(self, model: nn.Module) -> float:
         """The measured median milliseconds of a whole network with the table's settings."""
         return measure_latency(model, self.input_shape, batch_size=self.batch_size, threads=self.threads,
-                               backend=self.backend, warmup=self.warmup, repeats=self.repeats).median_ms
+                               backend=self.backend, warmup=self.warmup, repeats=self.repeats,
+                               clock=self.clock).median_ms
 
     def calibrate(self, models: Sequence[nn.Module]) -> float:
         """Set the fixed overhead to the median of measured minus summed latency over `models`; returns it."""
@@ -178,7 +180,7 @@ class LatencyTable:
 
     def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
         settings = dict(batch_size=self.batch_size, threads=self.threads, backend=self.backend,
-                        warmup=self.warmup, repeats=self.repeats)
+                        warmup=self.warmup, repeats=self.repeats, clock=self.clock)
         if shape not in self._empty_ms:  # the runtime's per-call cost at this shape, measured once per table
             self._empty_ms[shape] = measure_latency(nn.Identity(), shape, **settings).median_ms
         return measure_latency(copy.deepcopy(module), shape, **settings).median_ms - self._empty_ms[shape]
@@ -193,18 +195,18 @@ class LatencyTable:
 
 def build_table(space: SearchSpace, archs: Sequence[Arch], *, input_shape: tuple[int, ...], num_classes: int,
                 backend: str = "onnxruntime", threads: int = 1, batch_size: int = 1,
-                calibration: Sequence[Arch] = (), warmup: int = 10, repeats: int = 30,
+                calibration: Sequence[Arch] = (), warmup: int = 10, repeats: int = 30, clock: str = "wall",
                 space_options: dict[str, Any] | None = None) -> LatencyTable:
     """A table of every distinct unit of `archs`' networks, its overhead measured on `calibration`'s.
 
-    Networks are built inside a forked torch RNG (the global RNG is left as it was); weights do not
+    `clock` is `measure_latency`'s (`"cpu"` needs threads=1). Networks are built inside a forked torch RNG (the global RNG is left as it was); weights do not
     change latency.
     """
     if backend not in BACKENDS:
         raise NasforgeError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     table = LatencyTable(space=space.name, backend=backend, device=device_name(backend), threads=threads,
                          batch_size=batch_size, input_shape=tuple(input_shape), num_classes=num_classes,
-                         space_options=dict(space_options or {}), warmup=warmup, repeats=repeats)
+                         space_options=dict(space_options or {}), warmup=warmup, repeats=repeats, clock=clock)
     with torch.random.fork_rng(devices=[]):
         for arch in archs:
             table.add(space.build(arch, tuple(input_shape), num_classes))

@@ -162,3 +162,22 @@ def test_onnxruntime_medians_repeat():
     first, second = (measure_latency(model, (3, 32, 32), warmup=10, repeats=50, threads=1, backend="onnxruntime").median_ms
                      for _ in range(2))
     assert max(first, second) <= 1.5 * min(first, second)
+
+
+def test_the_cpu_clock_leaves_out_waiting_and_needs_one_thread():
+    import time
+
+    class Sleeper(nn.Module):  # waits 20 ms without using the CPU, as a thread waiting for a busy core does
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.02)
+            return x
+
+    wall = measure_latency(Sleeper(), (4,), warmup=0, repeats=3, threads=1)
+    cpu = measure_latency(Sleeper(), (4,), warmup=0, repeats=3, threads=1, clock="cpu")
+    assert wall.median_ms >= 20 and cpu.median_ms < 5 and cpu.clock == "cpu"
+    busy = measure_latency(_conv_net(), SHAPE, batch_size=16, warmup=3, repeats=10, threads=1, clock="cpu")
+    assert busy.median_ms > 0.1  # real work is counted
+    with pytest.raises(NasforgeError, match="^clock: 'cpu' .* threads=1"):
+        measure_latency(_conv_net(), SHAPE, threads=2, clock="cpu")
+    with pytest.raises(NasforgeError, match="^clock: expected one of wall, cpu"):
+        measure_latency(_conv_net(), SHAPE, clock="sundial")

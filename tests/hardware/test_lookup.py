@@ -21,7 +21,7 @@ def small():
     space = create_space("nb201", channels=4, cells_per_stage=1)
     archs = [space.sample(np.random.default_rng(s)) for s in range(4)]
     table = build_table(space, archs[:3], input_shape=SHAPE, num_classes=10, backend="onnxruntime",
-                        calibration=archs[:2], warmup=2, repeats=5)
+                        calibration=archs[:2], warmup=2, repeats=5, clock="cpu")
     return space, archs, table
 
 
@@ -69,7 +69,7 @@ def test_json_round_trip_and_refusals(small, tmp_path):
     path = table.save(tmp_path / "lut.json")
     data = json.loads(path.read_text())
     assert (data["space"], data["backend"], data["threads"], data["batch_size"]) == ("nb201", "onnxruntime", 1, 1)
-    assert data["input_shape"] == list(SHAPE) and data["device"]
+    assert data["input_shape"] == list(SHAPE) and data["device"] and data["clock"] == "cpu"
     loaded = load_table(path, space="nb201", backend="onnxruntime")
     model = space.build(archs[1], SHAPE, 10)
     assert loaded.units == table.units and loaded.predict(model) == table.predict(model)
