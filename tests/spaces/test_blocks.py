@@ -223,3 +223,17 @@ def test_res_bottleneck_identity_shortcut_and_errors() -> None:
     torch.testing.assert_close(block(x), torch.relu(x))
     with pytest.raises(NasforgeError, match="group_width: 5 does not divide the bottleneck width 16"):
         ResBottleneck(16, 16, group_width=5)
+
+
+def test_ghost_blocks_in_a_user_defined_space() -> None:
+    """The guide's example: a space of one's own built from Ghost bottlenecks passes the conformance checks."""
+    from nasforge import define_space
+    from nasforge.spaces.blocks import ConvBNAct
+    from nasforge.testing import check_space
+
+    def build(cfg, input_shape, num_classes):
+        return nn.Sequential(ConvBNAct(input_shape[0], 16, 3, 2),
+                             GhostBottleneck(16, 16 * cfg["e"], cfg["width"], kernel=3, stride=2, se=cfg["se"]),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cfg["width"], num_classes))
+
+    check_space(define_space("ghostnet_tiny", {"e": [2, 3], "se": [False, True], "width": [16, 24, 32]}, build))

@@ -1,0 +1,122 @@
+"""Design spaces on CIFAR-10 (10k images, 32x32): the error EDFs of AnyNetX-A, -C, -E and RegNetX
+(Radosavovic et al., 2020) at small scale, and RegNetX/Y-400MF's FLOPs and parameters against the
+published values.
+
+    python benchmarks/design_spaces.py [--quick] [--json PATH] [--data PATH] [--n 16] [--epochs 3] [--workers 2]
+
+Each space draws `n` models whose FLOPs (nasforge's count, 2 per multiply-add, batch 1) lie in
+[2, 6] M, and each is trained `epochs` epochs with the `TrainingEstimator` (SGD, cosine, crop + flip,
+one thread) on the 6,000-image training split; its error is 100 - val_acc on the 2,000-image
+validation split. `nasforge.design.compare_spaces` does the work (`--workers` runs spaces side by
+side, each in its own process: a space's models are the same either way). `--quick` trains 3 models
+per space for 1 epoch.
+
+The 400MF table builds both models at 3x224x224, 1000 classes: parameters, multiply-adds
+(`count_macs`, pycls's "flops" convention) and nasforge's FLOPs (2 x MACs) against pycls's model zoo
+(0.40 G multiply-adds for both; 5.2 M / 4.3 M parameters, exactly 5,157,512 / 4,344,144 in pycls's
+models) and, when timm is installed, timm's regnetx_004 / regnety_004.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+from common import DEFAULT_DATA, RESULTS, markdown_table, parser, publish
+
+from nasforge.data import load_dataset
+from nasforge.design.compare import compare_spaces, markdown, plot_edfs, summarize
+from nasforge.hardware.counting import count_flops, count_macs, count_params
+from nasforge.spaces import create_space
+
+SPACES = ("anynet_a", "anynet_c", "anynet_e", "regnet")
+FLOPS_RANGE = (2e6, 6e6)
+REGNET_400MF = {
+    "RegNetX-400MF": ({"d": 22, "w0": 24, "wa": 24.48, "wm": 2.54, "g": 16, "b": 1, "se": 0}, 5_157_512, "regnetx_004"),
+    "RegNetY-400MF": ({"d": 16, "w0": 48, "wa": 27.89, "wm": 2.09, "g": 8, "b": 1, "se": 0.25}, 4_344_144, "regnety_004"),
+}
+PUBLISHED_MACS = 400e6  # pycls model zoo: 0.40 GF (multiply-adds) for both
+
+
+def run_space(name: str, data_path: Path | str, n: int, epochs: int, seed: int,
+              flops_range: tuple[float, float] = FLOPS_RANGE):
+    """One space's trained sample (in a worker process: one torch thread)."""
+    data = load_dataset(str(data_path), seed=seed)
+    start = time.perf_counter()
+    results = compare_spaces({name: create_space(name)}, data, n=n, epochs=epochs, flops_range=flops_range,
+                             seed=seed, threads=1, progress=lambda line: print(line, flush=True))
+    print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return results[name]
+
+
+def reference_models() -> list[dict]:
+    """RegNetX/Y-400MF built by nasforge (and timm when installed): params, MACs, FLOPs at 224 px, 1000 classes."""
+    space = create_space("regnet")
+    rows = []
+    for name, (value, published_params, timm_name) in REGNET_400MF.items():
+        model = space.build(space.validate(value), (3, 224, 224), 1000)
+        row = {"model": name, "params": count_params(model), "macs": count_macs(model, (3, 224, 224)),
+               "flops": count_flops(model, (3, 224, 224)), "published_params": published_params,
+               "published_macs": PUBLISHED_MACS}
+        try:
+            import timm  # optional: only this comparison uses it
+        except ImportError:
+            row["timm"] = "not installed"
+        else:
+            reference = timm.create_model(timm_name, pretrained=False)
+            row["timm"] = {"params": count_params(reference), "macs": count_macs(reference, (3, 224, 224))}
+        rows.append(row)
+    return rows
+
+
+def reference_table(rows: list[dict]) -> str:
+    out = []
+    for r in rows:
+        timm = r["timm"] if isinstance(r["timm"], str) else f"{r['timm']['params']:,} params, {r['timm']['macs'] / 1e6:.1f} M MACs"
+        out.append([r["model"], f"{r['params']:,}", f"{r['published_params']:,}", f"{r['macs'] / 1e6:.1f}",
+                    f"{r['published_macs'] / 1e6:.0f}", f"{r['flops'] / 1e6:.1f}", timm])
+    return markdown_table(["model", "params (nasforge)", "params (pycls)", "M MACs (nasforge)", "M MACs (pycls, 0.40 GF)",
+                           "M FLOPs (nasforge, 2 x MACs)", "timm"], out)
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="an .npz data set (default: CIFAR-10, 10k images)")
+    p.add_argument("--n", type=int, default=16, help="models per space")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs per model")
+    p.add_argument("--workers", type=int, default=2, help="spaces trained side by side (processes)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    n, epochs = (3, 1) if args.quick else (args.n, args.epochs)
+    start = time.perf_counter()
+    jobs = [(name, args.data, n, epochs, args.seed) for name in SPACES]
+    if args.workers > 1:
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            trained = pool.starmap(run_space, jobs)
+    else:
+        trained = [run_space(*job) for job in jobs]
+    summary = summarize(dict(zip(SPACES, trained)))
+    rows = reference_models()
+    results = {"spaces": {name: {"errors": s["errors"], "flops": s["flops"], "test_errors": s["test_errors"],
+                                 "params": s["params"], "archs": s["archs"], "failed": s["failed"], "draws": s["draws"]}
+                          for name, s in summary["spaces"].items()},
+               "edf_area": summary["edf_area"], "edf_area_weighted": summary["edf_area_weighted"],
+               "error_range": summary["error_range"], "refinement": summary["refinement"],
+               "settings": {"n": n, "epochs": epochs, "flops_range": list(FLOPS_RANGE), "data": str(args.data),
+                            "seed": args.seed, "seconds": time.perf_counter() - start},
+               "regnet_400mf": rows}
+    suffix = "_quick" if args.quick else ""
+    plot_edfs(summary, RESULTS / f"design_spaces{suffix}.html")
+    medians = {name: float(np.median(s["errors"])) for name, s in summary["spaces"].items() if s["errors"]}
+    text = (f"{n} models per space, FLOPs in [{FLOPS_RANGE[0] / 1e6:g}, {FLOPS_RANGE[1] / 1e6:g}] M, {epochs} epochs each on "
+            f"{Path(args.data).name}; error = 100 - val_acc (%). EDF plot: results/design_spaces{suffix}.html\n\n"
+            + markdown(summary) + "\n\nMedian validation error: "
+            + ", ".join(f"{k} {v:.2f} %" for k, v in medians.items()) + "\n\n"
+            + reference_table(rows) + "\n")
+    publish("design_spaces", results, text, args.json, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
