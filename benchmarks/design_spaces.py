@@ -2,7 +2,7 @@
 (Radosavovic et al., 2020) at small scale, and RegNetX/Y-400MF's FLOPs and parameters against the
 published values.
 
-    python benchmarks/design_spaces.py [--quick] [--json PATH] [--data PATH] [--n 16] [--epochs 3] [--workers 2]
+    python benchmarks/design_spaces.py [--quick] [--json PATH] [--data PATH] [--n 12] [--epochs 3] [--workers 2]
 
 Each space draws `n` models whose FLOPs (nasforge's count, 2 per multiply-add, batch 1) lie in
 [2, 6] M, and each is trained `epochs` epochs with the `TrainingEstimator` (SGD, cosine, crop + flip,
@@ -84,7 +84,7 @@ def reference_table(rows: list[dict]) -> str:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="an .npz data set (default: CIFAR-10, 10k images)")
-    p.add_argument("--n", type=int, default=16, help="models per space")
+    p.add_argument("--n", type=int, default=12, help="models per space")
     p.add_argument("--epochs", type=int, default=3, help="training epochs per model")
     p.add_argument("--workers", type=int, default=2, help="spaces trained side by side (processes)")
     p.add_argument("--seed", type=int, default=0)

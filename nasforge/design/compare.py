@@ -35,7 +35,7 @@ from nasforge.spaces.anynet import AnyNetSpace
 from nasforge.spaces.base import Arch, SearchSpace
 from nasforge.spaces.regnet import RegNetSpace
 
-__all__ = ["SpaceResult", "compare_spaces", "sample_in_flops", "write_comparison"]
+__all__ = ["SpaceResult", "compare_spaces", "markdown", "plot_edfs", "sample_in_flops", "summarize", "write_comparison"]
 
 
 @dataclass
