@@ -14,7 +14,8 @@ network with the same key costs the same.
 Each unit is timed alone on the table's backend, minus the time of an empty call (`nn.Identity`) on an
 input of the same shape: what remains is its compute, not the per-call cost of the runtime. The fixed
 overhead (the runtime's one call per network, additions and concatenations outside units) is the median,
-over a few calibration networks, of measured minus summed latency.
+over a few calibration networks, of measured minus summed latency. ONNX Runtime folds constants and drops
+dead code, so its tables count only the units whose output depends on the input and reaches the output.
 
 Where the sum is poor — tiny units whose runtime fuses or prunes them inside a whole graph, as ONNX Runtime
 does with NB201's 16-channel cells — `LatencyPredictor` learns the whole network's latency from measured
@@ -88,10 +89,18 @@ def _key(module: nn.Module, shape: tuple[int, ...]) -> str:
     return f"{type(module).__name__}:{'x'.join(map(str, shape))}:{digest}"
 
 
-def model_units(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+def model_units(model: nn.Module, input_shape: tuple[int, ...], *,
+                live_only: bool = False) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
     """(key, module, per-sample input shape) of every unit call in one forward pass of a (1, *input_shape)
-    input, in call order; a unit called twice appears twice."""
+    input, in call order; a unit called twice appears twice.
+
+    `live_only` leaves out the calls a graph compiler removes: those whose output does not depend on the
+    network's input (constant-folded, e.g. NB201's `none` edges) or does not reach its output (dead code,
+    e.g. an edge into a node that nothing reads), found by asking autograd which outputs the network's
+    output depends on (no gradient is stored on the model).
+    """
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    outputs: list[torch.Tensor] = []
 
     def record(module: nn.Module, args: tuple[Any, ...]) -> None:
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
@@ -101,17 +110,35 @@ def model_units(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[st
         shape = tuple(tensors[0].shape[1:])
         calls.append((_key(module, shape), module, shape))
 
-    handles = [m.register_forward_pre_hook(record) for m in _unit_modules(model)]
+    def keep(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        outputs.append(output)
+
+    units = list(_unit_modules(model))
+    handles = [m.register_forward_pre_hook(record) for m in units]
+    if live_only:
+        handles += [m.register_forward_hook(keep) for m in units]
     modes = [(m, m.training) for m in model.modules()]
+    trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+        for p in trainable:  # dependence on the input only: weights count as constants
+            p.requires_grad_(False)
+        with torch.set_grad_enabled(live_only):
+            x = torch.zeros(1, *input_shape, requires_grad=live_only)
+            out = model(x)
+        if live_only:
+            varying = [i for i, o in enumerate(outputs) if isinstance(o, torch.Tensor) and o.requires_grad]
+            grads = torch.autograd.grad(out.sum(), [outputs[i] for i in varying], allow_unused=True) \
+                if varying and out.requires_grad else [None] * len(varying)  # a constant output: nothing is live
+            live = {i for i, g in zip(varying, grads) if g is not None}
+            calls = [call for i, call in enumerate(calls) if i in live]
     finally:
         for handle in handles:
             handle.remove()
         for module, training in modes:
             module.training = training
+        for p in trainable:
+            p.requires_grad_(True)
     return calls
 
 
@@ -141,7 +168,7 @@ class LatencyTable:
         machine, with the table's settings) and added to the table.
         """
         total = self.overhead_ms
-        for key, module, shape in model_units(model, self.input_shape):
+        for key, module, shape in self.units_of(model):
             if key not in self.units:
                 if not measure_missing:
                     raise NasforgeError(f"lookup table: no entry for unit '{key}' ({type(module).__name__}); "
@@ -150,10 +177,15 @@ class LatencyTable:
             total += self.units[key]
         return total
 
+    def units_of(self, model: nn.Module) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+        """The unit calls of `model` this table counts: with ONNX Runtime, which folds constants and drops
+        dead code, only the live ones (`model_units(live_only=True)`)."""
+        return model_units(model, self.input_shape, live_only=self.backend.startswith("onnxruntime"))
+
     def add(self, model: nn.Module) -> int:
         """Time every unit of `model` not in the table yet; returns how many were added."""
         added = 0
-        for key, module, shape in model_units(model, self.input_shape):
+        for key, module, shape in self.units_of(model):
             if key not in self.units:
                 self.units[key] = self._measure(module, shape)
                 added += 1
@@ -242,11 +274,11 @@ def load_table(path: str | Path, *, space: str | None = None, backend: str | Non
 
 class LatencyPredictor:
     """A learned latency model (option for spaces where the table's sum is poor): ridge regression
-    (scikit-learn) of measured whole-network milliseconds on, for each unit class, the number of units and
+    (scikit-learn, on standardised features; `alpha` its penalty) of measured whole-network milliseconds on, for each unit class, the number of units and
     the sum of their table entries. Linear in the table's entries, so it stays close to the table where
     the table is right, and learns how much of each kind of unit the runtime hides inside a whole graph."""
 
-    def __init__(self, table: LatencyTable, *, alpha: float = 1e-3) -> None:
+    def __init__(self, table: LatencyTable, *, alpha: float = 1.0) -> None:
         if not alpha >= 0:
             raise NasforgeError(f"alpha: must be >= 0, got {alpha!r}")
         self.table, self.alpha = table, alpha
@@ -256,12 +288,15 @@ class LatencyPredictor:
     def fit(self, models: Sequence[nn.Module], latencies_ms: Sequence[float]) -> "LatencyPredictor":
         """Fit on networks and their measured latencies (the table's settings); units missing from the table are timed."""
         from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
         if len(models) != len(latencies_ms) or len(models) < 2:
             raise NasforgeError(f"fit: needs two or more networks and one latency each, got {len(models)} and {len(latencies_ms)}")
         units = [self._units(model) for model in models]
         self.classes = sorted({cls for found in units for cls in found})
-        self._model = Ridge(alpha=self.alpha).fit(np.array([self._features(u) for u in units]), np.asarray(latencies_ms))
+        features = np.array([self._features(u) for u in units])
+        self._model = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha)).fit(features, np.asarray(latencies_ms))
         return self
 
     def predict(self, model: nn.Module) -> float:
@@ -273,7 +308,7 @@ class LatencyPredictor:
     def _units(self, model: nn.Module) -> dict[str, tuple[int, float]]:
         """Unit class -> (count, sum of table entries) of `model`."""
         found: dict[str, tuple[int, float]] = {}
-        for key, module, shape in model_units(model, self.table.input_shape):
+        for key, module, shape in self.table.units_of(model):
             if key not in self.table.units:
                 self.table.units[key] = self.table._measure(module, shape)
             count, total = found.get(type(module).__name__, (0, 0.0))

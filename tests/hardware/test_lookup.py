@@ -37,6 +37,19 @@ def test_units_are_the_edge_ops_and_fixed_parts_keyed_by_configuration_and_shape
     assert {shape for key, _, shape in units if key.startswith("ReLUConvBN")} == {(4, 8, 8), (8, 4, 4), (16, 2, 2)}
 
 
+def test_live_units_leave_out_constant_and_dead_code():
+    space = create_space("nb201", channels=4, cells_per_stage=1)
+    # node 1 feeds nothing (its out-edges are none): the conv into it is dead code in every cell
+    dead_edge = space.build(space.validate("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_3x3~0|none~1|nor_conv_3x3~2|"),
+                            SHAPE, 10)
+    everything, live = model_units(dead_edge, SHAPE), model_units(dead_edge, SHAPE, live_only=True)
+    assert len(everything) - len(live) == 3  # one per cell
+    # every cell outputs zeros: nothing after it depends on the input, a graph compiler folds the whole network
+    zero = space.build(space.validate("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"), SHAPE, 10)
+    assert model_units(zero, SHAPE, live_only=True) == [] and len(model_units(zero, SHAPE)) > 0
+    assert all(p.requires_grad and p.grad is None for p in zero.parameters())  # the model is left as it was
+
+
 def test_mobilenet_units_are_its_blocks():
     space = create_space("mobilenet")
     arch = space.sample(np.random.default_rng(0))
@@ -50,7 +63,7 @@ def test_mobilenet_units_are_its_blocks():
 def test_prediction_is_the_sum_of_entries_plus_overhead(small):
     space, archs, table = small
     model = space.build(archs[0], SHAPE, 10)
-    expected = table.overhead_ms + sum(table.units[key] for key, _, _ in model_units(model, SHAPE))
+    expected = table.overhead_ms + sum(table.units[key] for key, _, _ in table.units_of(model))
     assert table.predict(model) == pytest.approx(expected, rel=1e-12)
     assert table.predict(model) > 0 and all(np.isfinite(list(table.units.values())))
 
@@ -87,7 +100,7 @@ def test_the_learned_predictor_recovers_a_linear_latency(small):
     space, archs, table = small
     models = [space.build(a, SHAPE, 10) for a in archs]
     # a runtime that runs each unit class at its own speed: the predictor's features make this exactly linear
-    truth = [0.3 + 2.0 * sum(table.units[k] for k, m, _ in model_units(model, SHAPE) if isinstance(m, nn.Sequential))
+    truth = [0.3 + 2.0 * sum(table.units[k] for k, m, _ in table.units_of(model) if isinstance(m, nn.Sequential))
              for model in models]
     predictor = LatencyPredictor(table, alpha=0.0).fit(models[:3] * 2, truth[:3] * 2)
     assert predictor.predict(models[0]) == pytest.approx(truth[0], rel=1e-6)
