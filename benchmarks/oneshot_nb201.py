@@ -60,11 +60,11 @@ def load_data(path: Path, *, quick: bool):
     return data
 
 
-def search(method: str, seed: int, data_path: Path, quick: bool) -> dict:
+def search(method: str, seed: int, data_path: Path, quick: bool, channels: int = 16) -> dict:
     """One search: train the supernet, score the method's proposals with inherited weights, keep the best."""
     torch.set_num_threads(1)
     data = load_data(data_path, quick=quick)
-    space = NB201Space(channels=16, cells_per_stage=1)
+    space = NB201Space(channels=channels, cells_per_stage=1)
     name, options = METHODS[method]
     start = time.perf_counter()
     trainer = create_method(name, space=space, data=data, seed=seed, epochs=1 if quick else EPOCHS[method],

@@ -1,0 +1,60 @@
+"""The one-shot benchmarks' measuring paths on a tiny supernet and 400 CIFAR-10 images: a search per
+method looked up in the table, the ranking's statistics, and a cost measurement of one step."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # scripts, not a package
+
+from oneshot_nb201 import METHODS, load_data, read_table, report, search
+import supernet_cost
+from supernet_cost import measure
+from supernet_ranking import rank
+
+from nasforge.spaces.nb201 import NB201Space, parse_arch
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    source = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10_train10k.npz"
+    if not source.is_file():
+        pytest.skip(f"{source} is not there")
+    with np.load(source) as arrays:
+        x, y = arrays["x"][:400], arrays["y"][:400]
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+@pytest.fixture(scope="module")
+def table(nb201_table):
+    return read_table(nb201_table)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_searches_and_its_arch_is_in_the_table(tiny_cifar, table, method):
+    found = search(method, 0, tiny_cifar, quick=True, channels=4)
+    assert found["arch"] in table and len(parse_arch(found["arch"])) == 6
+    assert found["method"] == method and found["seconds"] > 0 and len(found["log"]) == 1
+    val, test = table[found["arch"]]
+    runs = [{"method": method, "seed": 0, "arch": found["arch"], "val_acc": val, "test_acc": test,
+             "percentile": 50.0, "seconds": found["seconds"]}]
+    assert f"| {method} | 1 |" in report(runs, len(table))
+
+
+def test_ranking_gives_rank_statistics_of_the_inherited_scores(tiny_cifar, table):
+    results = rank(load_data(tiny_cifar, quick=True), table, epochs=1, count=6, channels=4)
+    assert results["n"] == 6 and len(results["archs"]) == 6
+    assert -1 <= results["kendall"] <= 1 and -1 <= results["spearman"] <= 1
+
+
+def test_cost_measures_a_step_in_cpu_seconds_and_megabytes(monkeypatch):
+    monkeypatch.setattr(supernet_cost, "SPACE", NB201Space(channels=4, cells_per_stage=1))
+    monkeypatch.setattr(supernet_cost, "BATCH", 8)
+    spos = measure("spos", [3] * 6, repeats=1)
+    assert spos["seconds"] > 0 and spos["peak_mb"] >= 0
