@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # scripts, not a package
 
-from design_spaces import reference_models, reference_table, run_space
+from design_spaces import constraint_steps, reference_models, reference_table, render, run_space
 
 from nasforge.design.compare import summarize
 
@@ -23,6 +23,15 @@ def test_spaces_are_sampled_in_range_and_trained():
     for name, result in trained.items():
         assert len(result.errors) == 2 and all(2e5 <= f <= 8e5 for f in result.flops)
         assert 0 <= summary["edf_area"][name] <= 1
+    results = summary | {"settings": {"n": 2, "epochs": 1, "flops_range": [2e5, 8e5], "data": "digits", "seed": 0,
+                                      "seconds": 1.0}, "regnet_400mf": []}
+    (step,) = constraint_steps(results)
+    assert step["from"] == "anynet_e" and step["to"] == "regnet"
+    low, high = step["interval"]
+    expected = "improves" if low > 0 else "worse" if high < 0 else "keeps (no significant change)"
+    assert low <= high and step["verdict"] == expected
+    assert step["area_change"] == summary["edf_area"]["regnet"] - summary["edf_area"]["anynet_e"]
+    assert "| anynet_e -> regnet |" in render(results, "_quick")
 
 
 def test_400mf_table():
