@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from nasforge.data.datasets import Dataset
 from nasforge.errors import NasforgeError
+from nasforge.estimators.base import Result
 from nasforge.estimators.training import _check_device, _number, _whole, default_augment, random_crop_flip
 from nasforge.objective import Objective
 from nasforge.oneshot.supernet import Supernet
@@ -216,8 +217,8 @@ class Listed(Strategy):
         self.asked += 1
         return self.archs[self.asked - 1]
 
-    def tell(self, arch: Arch, result: Any) -> None:
-        pass
+    def tell(self, arch: Arch, result: Result) -> None:
+        pass  # the list is fixed: results change nothing
 
 
 def _save_atomically(state: dict[str, Any], path: Path) -> None:
