@@ -231,8 +231,8 @@ def build_table(space: SearchSpace, archs: Sequence[Arch], *, input_shape: tuple
                 space_options: dict[str, Any] | None = None) -> LatencyTable:
     """A table of every distinct unit of `archs`' networks, its overhead measured on `calibration`'s.
 
-    `clock` is `measure_latency`'s (`"cpu"` needs threads=1). Networks are built inside a forked torch RNG (the global RNG is left as it was); weights do not
-    change latency.
+    `clock` is `measure_latency`'s (`"cpu"` needs threads=1). Networks are built inside a forked torch RNG
+    (the global RNG is left as it was); weights do not change latency.
     """
     if backend not in BACKENDS:
         raise NasforgeError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -104,3 +104,20 @@ def test_the_learned_predictor_recovers_a_linear_latency(small):
              for model in models]
     predictor = LatencyPredictor(table, alpha=0.0).fit(models[:3] * 2, truth[:3] * 2)
     assert predictor.predict(models[0]) == pytest.approx(truth[0], rel=1e-6)
+
+
+def test_the_latency_table_command_writes_a_tagged_table(tmp_path, capsys):
+    from nasforge.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["latency-table", "--space", "nb201", "--input-shape", "3,8,8", "--num-classes", "10", *args])
+        return exit_info.value.code
+
+    assert run("--backend", "eager", "--samples", "2", "--calibration", "1", "--clock", "cpu",
+               "--out", str(tmp_path / "lut.json")) == 0
+    table = load_table(tmp_path / "lut.json", space="nb201", backend="eager", space_options={})
+    assert (table.threads, table.batch_size, table.clock, table.input_shape) == (1, 1, "cpu", (3, 8, 8))
+    assert table.units and "units" in capsys.readouterr().out
+    assert run("--backend", "tensorrt", "--out", str(tmp_path / "x.json")) == 2
+    assert "backend: expected one of" in capsys.readouterr().err
