@@ -1,7 +1,8 @@
 """Latency lookup tables against measurement: 200 random mobilenet networks (3x224x224, 1000 classes) and 200
 random nb201 networks (3x32x32, 10 classes) on this CPU, with ONNX Runtime and PyTorch eager, 1 thread.
 
-    python benchmarks/latency_lut.py [--quick] [--json PATH] [--archs 200] [--spaces mobilenet,nb201]
+    python benchmarks/latency_lut.py [--quick] [--json PATH] [--archs 200 | --archs nb201=200,mobilenet=100]
+                                     [--spaces nb201,mobilenet] [--clock cpu|wall]
 
 For each space and backend a `LatencyTable` starts empty; its fixed overhead is calibrated on 5 networks
 (another seed). Then, architecture by architecture, the table times the units it has not seen yet and the
@@ -33,7 +34,7 @@ from scipy.stats import spearmanr
 from nasforge.hardware.lookup import LatencyPredictor, LatencyTable, device_name
 from nasforge.spaces import create_space
 
-SPACES = {"mobilenet": ((3, 224, 224), 1000), "nb201": ((3, 32, 32), 10)}
+SPACES = {"nb201": ((3, 32, 32), 10), "mobilenet": ((3, 224, 224), 1000)}
 BACKENDS = ("onnxruntime", "eager")
 WARMUP, REPEATS = 5, 15  # per timing; the median of 15 calls
 CALIBRATION = 5
@@ -102,17 +103,19 @@ def report(results: dict) -> str:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--archs", type=int, default=200, help="random networks per space")
+    p.add_argument("--archs", default="200", help="random networks per space: N, or SPACE=N,... (e.g. nb201=200,mobilenet=100)")
     p.add_argument("--spaces", default=",".join(SPACES), help="comma-separated subset of " + ",".join(SPACES))
     p.add_argument("--clock", default="cpu", choices=("cpu", "wall"), help="what a call is timed by (see the docstring)")
     args = p.parse_args()
-    archs = 10 if args.quick else args.archs
-    results = {}
+    counts = dict(item.split("=") for item in args.archs.split(",")) if "=" in args.archs else dict.fromkeys(SPACES, args.archs)
+    results: dict = {}
     for name in args.spaces.split(","):
         for backend in BACKENDS:
-            results.setdefault(name, {})[backend] = measure_space(name, backend, archs, quick=args.quick, clock=args.clock)
+            results.setdefault(name, {})[backend] = measure_space(name, backend, 10 if args.quick else int(counts[name]), quick=args.quick,
+                                                          clock=args.clock)
             print(f"{name} / {backend}: {results[name][backend]['seconds']:.0f} s", file=sys.stderr, flush=True)
-    publish("latency_lut", results, report(results), args.json, quick=args.quick)
+            publish("latency_lut", results, report(results), args.json, quick=args.quick, echo=False)  # so far
+    print(report(results))
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ def _key(module: nn.Module, shape: tuple[int, ...]) -> str:
     return f"{type(module).__name__}:{'x'.join(map(str, shape))}:{digest}"
 
 
+#: side (pixels) of the small input on which liveness is found: it is a property of the wiring, not the size
+LIVENESS_SIDE = 16
+
+
 def model_units(model: nn.Module, input_shape: tuple[int, ...], *,
                 live_only: bool = False) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
     """(key, module, per-sample input shape) of every unit call in one forward pass of a (1, *input_shape)
@@ -97,10 +101,30 @@ def model_units(model: nn.Module, input_shape: tuple[int, ...], *,
     `live_only` leaves out the calls a graph compiler removes: those whose output does not depend on the
     network's input (constant-folded, e.g. NB201's `none` edges) or does not reach its output (dead code,
     e.g. an edge into a node that nothing reads), found by asking autograd which outputs the network's
-    output depends on (no gradient is stored on the model).
+    output depends on (no gradient is stored on the model). Liveness is found on an input of at most
+    `LIVENESS_SIDE` pixels a side (cheap), or on the real one if the small one calls other units.
     """
+    calls, _, _ = _trace(model, input_shape, grad=False)
+    if not live_only:
+        return calls
+    small = (input_shape[0], *(min(n, LIVENESS_SIDE) for n in input_shape[1:]))
+    probe, outputs, out = _trace(model, small, grad=True)
+    if [m for _, m, _ in probe] != [m for _, m, _ in calls]:  # shape-dependent wiring: probe the real input
+        probe, outputs, out = _trace(model, input_shape, grad=True)
+    varying = [i for i, o in enumerate(outputs) if isinstance(o, torch.Tensor) and o.requires_grad]
+    grads = torch.autograd.grad(out.sum(), [outputs[i] for i in varying], allow_unused=True) \
+        if varying and out.requires_grad else [None] * len(varying)  # a constant output: nothing is live
+    live = {i for i, g in zip(varying, grads) if g is not None}
+    return [call for i, call in enumerate(calls) if i in live]
+
+
+def _trace(model: nn.Module, input_shape: tuple[int, ...], *, grad: bool,
+           ) -> tuple[list[tuple[str, nn.Module, tuple[int, ...]]], list[Any], torch.Tensor]:
+    """One eval-mode forward pass of zeros: the unit calls, each unit's output and the network's output.
+    With `grad`, outputs carry autograd's record of their dependence on the input (weights are constants
+    for it: their `requires_grad` is off during the pass and restored after)."""
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
-    outputs: list[torch.Tensor] = []
+    outputs: list[Any] = []
 
     def record(module: nn.Module, args: tuple[Any, ...]) -> None:
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
@@ -110,28 +134,17 @@ def model_units(model: nn.Module, input_shape: tuple[int, ...], *,
         shape = tuple(tensors[0].shape[1:])
         calls.append((_key(module, shape), module, shape))
 
-    def keep(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        outputs.append(output)
-
     units = list(_unit_modules(model))
     handles = [m.register_forward_pre_hook(record) for m in units]
-    if live_only:
-        handles += [m.register_forward_hook(keep) for m in units]
+    handles += [m.register_forward_hook(lambda module, args, output: outputs.append(output)) for m in units]
     modes = [(m, m.training) for m in model.modules()]
     trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         model.eval()
-        for p in trainable:  # dependence on the input only: weights count as constants
+        for p in trainable:
             p.requires_grad_(False)
-        with torch.set_grad_enabled(live_only):
-            x = torch.zeros(1, *input_shape, requires_grad=live_only)
-            out = model(x)
-        if live_only:
-            varying = [i for i, o in enumerate(outputs) if isinstance(o, torch.Tensor) and o.requires_grad]
-            grads = torch.autograd.grad(out.sum(), [outputs[i] for i in varying], allow_unused=True) \
-                if varying and out.requires_grad else [None] * len(varying)  # a constant output: nothing is live
-            live = {i for i, g in zip(varying, grads) if g is not None}
-            calls = [call for i, call in enumerate(calls) if i in live]
+        with torch.set_grad_enabled(grad):
+            out = model(torch.zeros(1, *input_shape, requires_grad=grad))
     finally:
         for handle in handles:
             handle.remove()
@@ -139,7 +152,7 @@ def model_units(model: nn.Module, input_shape: tuple[int, ...], *,
             module.training = training
         for p in trainable:
             p.requires_grad_(True)
-    return calls
+    return calls, outputs, out
 
 
 @dataclass
