@@ -100,7 +100,7 @@ def _bad_inputs(table, tmp_path):
     bad_table.write_text("index,arch,val_acc\n0,x,1\n")
     base = ["search", "--out", str(tmp_path / "run")]
     return {
-        "unknown space": (base + ["--space", "nb999"], "space: unknown name 'nb999' (allowed: darts, mobilenet, nb201)"),
+        "unknown space": (base + ["--space", "nb999"], "space: unknown name 'nb999' (allowed: anynet_a, anynet_b, anynet_c, anynet_d, anynet_e, darts, mobilenet, nb201, regnet)"),
         "unknown strategy": (base + ["--strategy", "annealing"], "strategy: unknown name 'annealing'"),
         "unknown estimator": (base + ["--estimator", "oracle"], "estimator: unknown name 'oracle'"),
         "negative budget": (base + ["--budget", "-3"], "budget: must be a whole number >= 0"),
