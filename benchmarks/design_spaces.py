@@ -15,8 +15,9 @@ per space for 1 epoch.
 The 400MF table builds both models at 3x224x224, 1000 classes: parameters, multiply-adds
 (`count_macs`, pycls's "flops" convention) and nasforge's FLOPs (2 x MACs) against pycls's model zoo
 (0.40 G multiply-adds for both; 5.2 M / 4.3 M parameters, exactly 5,157,512 / 4,344,144 in pycls's
-models) and, when timm is installed, timm's regnetx_004 / regnety_004 (timm needs torchvision, which
-this environment lacks, so the column reads "not installed" here).
+models) and, when timm is installed, timm's regnetx_004 / regnety_004. Here it is not: `pip install
+timm` would pull torchvision and replace this environment's torch 2.13 (CPU) by torch 2.14 with CUDA
+libraries, which the shared environment and CI (torch==2.13.0) must not get.
 
 On the reported run (results/design_spaces.md, 28 min on the shared 2 cores): RegNetX's EDF lies above
 every AnyNetX space (area 0.753 against 0.375-0.480, median error 58.5 % against 66-69 %), a step out
