@@ -63,6 +63,28 @@ def test_conv_bn_net_exports_and_reloads_with_a_dynamic_batch(tmp_path):
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
+@pytest.mark.parametrize("space, arch", [
+    ("nb201", "|avg_pool_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"),
+    ("darts", None),
+])
+def test_cell_spaces_with_average_pooling_export_with_a_dynamic_batch(tmp_path, space, arch):
+    from nasforge.spaces import create_space
+
+    space = create_space(space)
+    if arch is None:  # a DARTS genotype whose cells pool, reducing ones with stride 2
+        rng = np.random.default_rng(0)
+        arch = next(a for a in (space.sample(rng) for _ in range(200)) if "avg_pool_3x3" in a.key)
+    else:
+        arch = space.validate(arch)
+    model = space.build(arch, SHAPE, 4)
+    paths = export_model(model, SHAPE, tmp_path / "export")
+    x = _batch(3, seed=1)
+    with torch.no_grad():
+        expected = model.eval()(x).numpy()
+    for got in _reloaded_outputs(paths, x):
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 def test_python_control_flow_on_the_batch_size_is_scripted_not_traced(tmp_path):
     class BatchDependent(nn.Module):

@@ -67,7 +67,7 @@ PATH_BLOCK = sum(len(PATH_OPS) ** length for length in range(1, PATH_MAX_OPS + 1
 OP_FACTORIES: dict[str, Callable[[int, int], nn.Module]] = {
     "none": lambda c, stride: Zero(c, c, stride),
     "max_pool_3x3": lambda c, stride: nn.MaxPool2d(3, stride=stride, padding=1),
-    "avg_pool_3x3": lambda c, stride: AvgPool3x3(stride),
+    "avg_pool_3x3": lambda c, stride: AvgPool3x3(c, stride),
     "skip_connect": lambda c, stride: nn.Identity() if stride == 1 else FactorizedReduce(c, c),
     "sep_conv_3x3": lambda c, stride: SepConv(c, c, 3, stride, 1),
     "sep_conv_5x5": lambda c, stride: SepConv(c, c, 5, stride, 2),

@@ -71,7 +71,7 @@ OP_FACTORIES: dict[str, Callable[[int], nn.Module]] = {
     "skip_connect": lambda c: nn.Identity(),
     "nor_conv_1x1": lambda c: ReLUConvBN(c, c, 1, 1, 0),
     "nor_conv_3x3": lambda c: ReLUConvBN(c, c, 3, 1, 1),
-    "avg_pool_3x3": lambda c: AvgPool3x3(),
+    "avg_pool_3x3": lambda c: AvgPool3x3(c),
 }
 
 

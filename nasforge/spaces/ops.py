@@ -51,15 +51,16 @@ class AvgPool3x3(nn.Module):
     each position's count: the same numbers several times faster than PyTorch's CPU pooling kernel on
     NCHW tensors (which took most of an NB201 cell's forward time)."""
 
-    def __init__(self, stride: int = 1) -> None:
+    def __init__(self, channels: int, stride: int = 1) -> None:
         super().__init__()
         self.stride = stride
+        # a constant kernel, not made from the input's size: ONNX export with a dynamic batch then sees
+        # a weight of known shape; not persistent, so state dicts are those of nn.AvgPool2d (empty)
+        self.register_buffer("ones", torch.ones(channels, 1, 3, 3), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        ones = x.new_ones(c, 1, 3, 3)
-        counts = nn.functional.conv2d(x.new_ones(1, 1, *x.shape[2:]), ones[:1], stride=self.stride, padding=1)
-        return nn.functional.conv2d(x, ones, stride=self.stride, padding=1, groups=c) / counts
+        counts = nn.functional.conv2d(torch.ones_like(x[:1, :1]), self.ones[:1], stride=self.stride, padding=1)
+        return nn.functional.conv2d(x, self.ones, stride=self.stride, padding=1, groups=x.shape[1]) / counts
 
 
 class Zero(nn.Module):
