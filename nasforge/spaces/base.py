@@ -14,10 +14,25 @@ from typing import Any, Sequence
 import numpy as np
 import torch.nn as nn
 
+from nasforge.errors import NasforgeError
+
 
 def canonical_json(value: Any) -> str:
     """Compact, key-sorted JSON text: equal values give equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def json_object(value: Any, keys: Sequence[str], field: str) -> dict[str, Any]:
+    """`value` if it is a JSON object with exactly `keys`; otherwise an error naming the first bad key."""
+    if not isinstance(value, dict):
+        raise NasforgeError(f"{field}: expected an object with keys {', '.join(keys)}, got {value!r}")
+    unknown = sorted(str(k) for k in set(value) - set(keys))
+    if unknown:
+        raise NasforgeError(f"{field}.{unknown[0]}: unknown field (allowed: {', '.join(keys)})")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise NasforgeError(f"{field}.{missing[0]}: missing")
+    return value
 
 
 @dataclass(frozen=True)
@@ -76,8 +91,6 @@ class SearchSpace(ABC):
     def check(self, arch: Arch) -> Arch:
         """`arch` itself, after making sure it belongs to this space."""
         if arch.space != self.name:
-            from nasforge.errors import NasforgeError
-
             raise NasforgeError(f"arch: belongs to space '{arch.space}', not '{self.name}'")
         return arch
 
@@ -148,8 +161,6 @@ class Scalable(ABC):
 
 def check_scale(depth: float, width: float) -> None:
     """Refuse scale factors that are not positive finite numbers, naming the bad one."""
-    from nasforge.errors import NasforgeError
-
     for field, value in (("depth", depth), ("width", width)):
         if type(value) not in (int, float) or not 0 < value < float("inf"):
             raise NasforgeError(f"{field}: a scale factor must be a positive number, got {value!r}")

@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, PathEncodable, Scalable, canonical_json, check_scale, path_feature
+from nasforge.spaces.base import Arch, PathEncodable, Scalable, canonical_json, check_scale, json_object, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import AvgPool3x3, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
@@ -175,14 +175,7 @@ class DartsSpace(ChoiceSpace, PathEncodable, Scalable):
         )
 
     def validate(self, value: Any) -> Arch:
-        if not isinstance(value, dict):
-            raise NasforgeError(f"arch: expected an object with fields {', '.join(FIELDS)}")
-        unknown = sorted(set(value) - set(FIELDS))
-        if unknown:
-            raise NasforgeError(f"arch.{unknown[0]}: unknown field (allowed: {', '.join(FIELDS)})")
-        for field in FIELDS:
-            if field not in value:
-                raise NasforgeError(f"arch.{field}: missing")
+        json_object(value, FIELDS, "arch")
         for cell in CELL_TYPES:
             concat = value[f"{cell}_concat"]
             if not isinstance(concat, (list, tuple, range)) or list(concat) != CONCAT:

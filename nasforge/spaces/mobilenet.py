@@ -35,7 +35,7 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, Scalable, check_scale
+from nasforge.spaces.base import Arch, Scalable, check_scale, json_object
 from nasforge.spaces.blocks import ACTIVATIONS, ConvBNAct, GhostBottleneck, MBConv, make_divisible
 from nasforge.spaces.choices import Choice, ChoiceSpace
 
@@ -72,19 +72,6 @@ def _options(field: str, values: Any, ok: Callable[[Any], bool], rule: str) -> t
 def _positive_int(field: str, value: Any) -> int:
     if not _is_int(value) or value < 1:
         raise NasforgeError(f"{field}: expected a positive integer, got {value!r}")
-    return value
-
-
-def _object(value: Any, keys: Sequence[str], field: str) -> dict[str, Any]:
-    """`value` if it is a JSON object with exactly `keys`; otherwise an error naming the first bad key."""
-    if not isinstance(value, dict):
-        raise NasforgeError(f"{field}: expected an object with keys {', '.join(keys)}, got {value!r}")
-    unknown = sorted(str(k) for k in set(value) - set(keys))
-    if unknown:
-        raise NasforgeError(f"{field}.{unknown[0]}: unknown field (allowed: {', '.join(keys)})")
-    missing = [k for k in keys if k not in value]
-    if missing:
-        raise NasforgeError(f"{field}.{missing[0]}: missing")
     return value
 
 
@@ -195,7 +182,7 @@ class MobileNetSpace(ChoiceSpace, Scalable):
 
     def _parse(self, value: Any) -> tuple[int, ...]:
         """The decision indices of a JSON form; the first bad field raises, named by its path."""
-        value = _object(value, ("width", "stages"), "arch")
+        value = json_object(value, ("width", "stages"), "arch")
         found = [self._choices[0].index(value["width"], "arch.width")]
         stages = value["stages"]
         if not isinstance(stages, list) or len(stages) != len(self.widths):
@@ -212,7 +199,7 @@ class MobileNetSpace(ChoiceSpace, Scalable):
                     found += [0] * len(self._fields)  # inactive block
                     continue
                 field = f"arch.stages[{s}][{b}]"
-                block = _object(blocks[b], self._fields, field)
+                block = json_object(blocks[b], self._fields, field)
                 found += [c.index(block[c.name], f"{field}.{c.name}") for c in self._block_choices]
         return tuple(found)
 

@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces.anynet import Stage, build_anynet, positive_int, stages_key
-from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace, check_scale
+from nasforge.spaces.base import Arch, Encodable, Mutable, Scalable, SearchSpace, check_scale, json_object
 
 __all__ = ["RegNetFit", "RegNetSpace", "fit_regnet", "regnet_stages", "regnet_widths"]
 
@@ -172,14 +172,7 @@ class RegNetSpace(SearchSpace, Mutable, Encodable, Scalable):
                 return arch
 
     def validate(self, value: Any) -> Arch:
-        if not isinstance(value, dict):
-            raise NasforgeError(f"arch: expected an object with keys {', '.join(KEYS)}, got {value!r}")
-        unknown = sorted(str(k) for k in set(value) - set(KEYS))
-        if unknown:
-            raise NasforgeError(f"arch.{unknown[0]}: unknown field (allowed: {', '.join(KEYS)})")
-        missing = [k for k in KEYS if k not in value]
-        if missing:
-            raise NasforgeError(f"arch.{missing[0]}: missing")
+        json_object(value, KEYS, "arch")
 
         def number(v: Any) -> bool:
             return type(v) in (int, float) and math.isfinite(v)

@@ -120,7 +120,7 @@ def _broken(path: tuple, replacement) -> dict:
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("sep_conv_3x3", r"^arch: expected an object with fields normal, normal_concat, reduce, reduce_concat$"),
+    ("sep_conv_3x3", r"^arch: expected an object with keys normal, normal_concat, reduce, reduce_concat, got"),
     (_broken(("normal", 3, 0), "conv_7x1_1x7"),
      r"^arch\.normal\[3\]: op 'conv_7x1_1x7' is not allowed \(allowed: none, max_pool_3x3, avg_pool_3x3, skip_connect, "
      r"sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5\)$"),
