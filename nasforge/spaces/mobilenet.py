@@ -35,7 +35,7 @@ import numpy as np
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, Scalable, check_scale, json_object
+from nasforge.spaces.base import Arch, HasSupernet, Scalable, check_scale, json_object
 from nasforge.spaces.blocks import ACTIVATIONS, ConvBNAct, GhostBottleneck, MBConv, make_divisible
 from nasforge.spaces.choices import Choice, ChoiceSpace
 
@@ -75,7 +75,7 @@ def _positive_int(field: str, value: Any) -> int:
     return value
 
 
-class MobileNetSpace(ChoiceSpace, Scalable):
+class MobileNetSpace(ChoiceSpace, Scalable, HasSupernet):
     """MobileNetV3-style chain with a searchable width, per-stage depth and per-block k / e / SE / activation.
 
     Defaults follow Once-for-All's MobileNetV3 space: five stages of widths 24-160 after a 16-channel
@@ -258,3 +258,9 @@ class MobileNetSpace(ChoiceSpace, Scalable):
             nn.Linear(head, num_classes),
         ]
         return nn.Sequential(*layers)
+
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        """The weight-sharing supernet of this space (`nasforge.oneshot.mobilenet.MobileNetSupernet`)."""
+        from nasforge.oneshot.mobilenet import MobileNetSupernet  # the oneshot package builds on this module
+
+        return MobileNetSupernet(self, input_shape, num_classes)
