@@ -1,6 +1,7 @@
 """One-shot and differentiable NAS: supernets with shared weights and the methods that train them.
 
-`create_method(name, space=..., data=..., **options)` makes a trainer (`darts`, `gdas`, `spos`, `enas`);
+`create_method(name, space=..., data=..., **options)` makes a trainer (`darts`, `gdas`, `spos`, `enas`,
+`proxyless`);
 `fit()` trains the supernet, `proposals()` gives the strategy whose architectures are then scored with
 inherited weights by `SupernetEstimator`. `nasforge.oneshot.run.run_oneshot` does all of it into a run
 directory, as `nasforge search --strategy darts|gdas|spos|enas --estimator supernet` does.
@@ -24,6 +25,7 @@ METHODS.register("darts", "nasforge.oneshot.darts:Darts")
 METHODS.register("gdas", "nasforge.oneshot.gdas:Gdas")
 METHODS.register("spos", "nasforge.oneshot.spos:Spos")
 METHODS.register("enas", "nasforge.oneshot.enas:Enas")
+METHODS.register("proxyless", "nasforge.oneshot.proxyless:Proxyless")
 
 
 def list_methods() -> list[str]:

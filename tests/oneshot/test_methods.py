@@ -32,7 +32,7 @@ def _batches(data):
 
 
 def test_the_methods_are_registered():
-    assert list_methods() == ["darts", "enas", "gdas", "spos"]
+    assert list_methods() == ["darts", "enas", "gdas", "proxyless", "spos"]
 
 
 def test_darts_alpha_gets_the_validation_gradient_only_and_weights_the_training_gradient(data):
