@@ -58,3 +58,16 @@ def test_cost_measures_a_step_in_cpu_seconds_and_megabytes(monkeypatch):
     monkeypatch.setattr(supernet_cost, "BATCH", 8)
     spos = measure("spos", [3] * 6, repeats=1)
     assert spos["seconds"] > 0 and spos["peak_mb"] >= 0
+
+
+def test_cost_measures_a_proxyless_step_and_its_mobilenet_subnet(monkeypatch):
+    from nasforge.spaces.mobilenet import MobileNetSpace
+
+    tiny = MobileNetSpace(stem=8, widths=(8, 16), strides=(2, 2), depths=(1, 2), kernels=(3, 5), expansions=(2,),
+                          se=(False,), acts=("relu",), width_mults=(1.0,), final=16, head=16)
+    monkeypatch.setattr(supernet_cost, "MOBILE", tiny)
+    monkeypatch.setattr(supernet_cost, "BATCH", 8)
+    path = list(tiny.decisions(tiny.sample(np.random.default_rng(0))))
+    for kind in ("proxyless", "mobilenet"):
+        cost = measure(kind, path, repeats=1)
+        assert cost["seconds"] > 0 and cost["peak_mb"] >= 0
