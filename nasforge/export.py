@@ -88,8 +88,8 @@ def to_torchscript(model: nn.Module, input_shape: tuple[int, ...]) -> torch.jit.
 def to_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path, *, batch_size: int | None = None) -> Path:
     """Write `model` (eager or TorchScript) in eval mode to `path` as ONNX: input "input", output "output",
     opset `ONNX_OPSET`, a dynamic batch axis or, with `batch_size`, a fixed one (what latency measurement
-    uses: every shape is then static, which also exports modules whose weights are made from input sizes,
-    such as NB201's average pooling). Raises NasforgeError when the exporter fails."""
+    uses: every shape is then static, as for a deployed model of one batch size). Raises NasforgeError
+    when the exporter fails."""
     example = random_input(model, input_shape, batch_size or 1, seed=0)
     dynamic = None if batch_size else {"input": {0: "batch"}, "output": {0: "batch"}}
     with evaluating(model), torch.no_grad(), _quiet_legacy_paths():
