@@ -4,7 +4,7 @@
 `proxyless`);
 `fit()` trains the supernet, `proposals()` gives the strategy whose architectures are then scored with
 inherited weights by `SupernetEstimator`. `nasforge.oneshot.run.run_oneshot` does all of it into a run
-directory, as `nasforge search --strategy darts|gdas|spos|enas --estimator supernet` does.
+directory, as `nasforge search --strategy darts|gdas|spos|enas|proxyless --estimator supernet` does.
 """
 
 from __future__ import annotations
