@@ -26,7 +26,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Estimator, Result, finite
-from nasforge.estimators.training import TrainingEstimator, _fidelity_epochs
+from nasforge.estimators.training import TrainingEstimator, fidelity_epochs
 from nasforge.spaces.base import Arch
 
 __all__ = ["FAMILIES", "LearningCurveEstimator", "extrapolate", "fit_curve"]
@@ -131,7 +131,7 @@ class LearningCurveEstimator(Estimator):
         if fidelity is None:
             budget = horizon if self.stop_below is not None else self.min_epochs
         else:
-            budget = _fidelity_epochs(fidelity)
+            budget = fidelity_epochs(fidelity)
             if not self.min_epochs <= budget <= horizon:
                 raise NasforgeError(f"fidelity: epochs must be in [min_epochs, epochs] = [{self.min_epochs}, {horizon}], "
                                     f"got {fidelity!r}")

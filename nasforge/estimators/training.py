@@ -29,7 +29,8 @@ from nasforge.hardware import model_costs
 from nasforge.spaces.base import Arch, SearchSpace
 from nasforge.threads import torch_threads
 
-__all__ = ["TrainingEstimator", "default_augment", "random_crop_flip"]
+__all__ = ["TrainingEstimator", "check_device", "check_number", "check_whole", "default_augment", "evaluate_model",
+           "fidelity_epochs", "random_crop_flip"]
 
 #: learning rate when none is given: the usual starting points for each optimiser
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
@@ -56,28 +57,28 @@ class TrainingEstimator(Estimator):
             raise NasforgeError(f"space: expected a SearchSpace, got {type(space).__name__}")
         if not isinstance(data, Dataset):
             raise NasforgeError(f"data: expected a Dataset (nasforge.data.load_dataset), got {type(data).__name__}")
-        _whole("epochs", epochs, 1)
-        _whole("batch_size", batch_size, 1)
-        _whole("eval_batch_size", eval_batch_size, 1)
-        _whole("seed", seed, 0)
+        check_whole("epochs", epochs, 1)
+        check_whole("batch_size", batch_size, 1)
+        check_whole("eval_batch_size", eval_batch_size, 1)
+        check_whole("seed", seed, 0)
         if patience is not None:
-            _whole("patience", patience, 1)
+            check_whole("patience", patience, 1)
         if threads is not None:
-            _whole("threads", threads, 1)
+            check_whole("threads", threads, 1)
         if optimizer not in DEFAULT_LR:
             raise NasforgeError(f"optimizer: '{optimizer}' is not allowed (allowed: {', '.join(DEFAULT_LR)})")
         if lr is not None:
-            _number("lr", lr, 0.0, math.inf)
+            check_number("lr", lr, 0.0, math.inf)
         if weight_decay is not None:
-            _number("weight_decay", weight_decay, 0.0, math.inf)
-        _number("momentum", momentum, 0.0, 1.0, upper_open=True)
-        _number("label_smoothing", label_smoothing, 0.0, 1.0, upper_open=True)
+            check_number("weight_decay", weight_decay, 0.0, math.inf)
+        check_number("momentum", momentum, 0.0, 1.0, upper_open=True)
+        check_number("label_smoothing", label_smoothing, 0.0, 1.0, upper_open=True)
         if augment not in (None, True, False):
             raise NasforgeError(f"augment: must be true, false or null (auto), got {augment!r}")
         if not isinstance(latency, bool):
             raise NasforgeError(f"latency: must be true or false, got {latency!r}")
         if device is not None:
-            _check_device(device)
+            check_device(device)
         self.space, self.data, self.epochs, self.batch_size = space, data, epochs, batch_size
         self.optimizer, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
         self.label_smoothing, self.augment, self.patience, self.seed = label_smoothing, augment, patience, seed
@@ -86,7 +87,7 @@ class TrainingEstimator(Estimator):
 
     def evaluate(self, arch: Arch, fidelity: float | None = None) -> Result:
         """Train `arch` for `fidelity` epochs (None: `self.epochs`); raises on divergence."""
-        return self.train(arch, self.epochs if fidelity is None else _fidelity_epochs(fidelity))
+        return self.train(arch, self.epochs if fidelity is None else fidelity_epochs(fidelity))
 
     def train(self, arch: Arch, epochs: int, *, schedule_epochs: int | None = None,
               stop: Callable[[list[dict[str, float]]], bool] | None = None) -> Result:
@@ -96,7 +97,7 @@ class TrainingEstimator(Estimator):
         With the same arch and seed, the epochs run are the exact prefix of the `schedule_epochs`-epoch run
         (same initialisation, batches, learning rates): what learning-curve extrapolation needs.
         """
-        _whole("epochs", epochs, 1)
+        check_whole("epochs", epochs, 1)
         if schedule_epochs is None:
             schedule_epochs = epochs
         elif isinstance(schedule_epochs, bool) or not isinstance(schedule_epochs, int) or schedule_epochs < epochs:
@@ -152,7 +153,7 @@ class TrainingEstimator(Estimator):
             bad = next((i for i, value in enumerate(step_losses) if not math.isfinite(value)), None)
             if bad is not None:
                 raise FloatingPointError(f"diverged: loss is {step_losses[bad]} at epoch {epoch}, step {bad + 1}")
-            val_loss, val_acc = _evaluate(model, x_val, y_val, self.eval_batch_size)
+            val_loss, val_acc = evaluate_model(model, x_val, y_val, self.eval_batch_size)
             if not math.isfinite(val_loss):
                 raise FloatingPointError(f"diverged: validation loss is {val_loss} at epoch {epoch}")
             curve.append({"epoch": epoch, "train_loss": sum(step_losses) / steps,
@@ -166,7 +167,7 @@ class TrainingEstimator(Estimator):
             if stop is not None and stop(curve):
                 break
         model.load_state_dict(best_state)
-        test_loss, test_acc = _evaluate(model, x_test, y_test, self.eval_batch_size)
+        test_loss, test_acc = evaluate_model(model, x_test, y_test, self.eval_batch_size)
         best = curve[best_epoch - 1]
         metrics = {"val_acc": best["val_acc"], "val_loss": best["val_loss"], "test_acc": test_acc,
                    "test_loss": test_loss, "train_loss": best["train_loss"], "train_acc": best["train_acc"],
@@ -221,7 +222,7 @@ def random_crop_flip(x: torch.Tensor, pad: int, generator: torch.Generator) -> t
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
     """(mean cross-entropy in nats, accuracy in percent) of `model` on (x, y), without label smoothing."""
     model.eval()
     loss = torch.zeros((), device=x.device)
@@ -233,25 +234,29 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return loss.item() / len(y), 100.0 * correct.item() / len(y)
 
 
-def _fidelity_epochs(fidelity: float) -> int:
+def fidelity_epochs(fidelity: float) -> int:
+    """A fidelity as a whole number of epochs, refusing anything else by name."""
     if isinstance(fidelity, bool) or not isinstance(fidelity, (int, float)) or fidelity < 1 or fidelity != int(fidelity):
         raise NasforgeError(f"fidelity: epochs must be a whole number >= 1, got {fidelity!r}")
     return int(fidelity)
 
 
-def _whole(field: str, value: int, minimum: int) -> None:
+def check_whole(field: str, value: int, minimum: int) -> None:
+    """Refuse `value` unless it is an int >= `minimum` (bools refused), naming `field`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise NasforgeError(f"{field}: must be a whole number >= {minimum}, got {value!r}")
 
 
-def _number(field: str, value: float, low: float, high: float, *, upper_open: bool = False) -> None:
+def check_number(field: str, value: float, low: float, high: float, *, upper_open: bool = False) -> None:
+    """Refuse `value` unless it is a finite number in [low, high] (or [low, high)), naming `field`."""
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and low <= value
     if not ok or value > high or (upper_open and value == high):
         bound = f"[{low:g}, {high:g})" if upper_open else f">= {low:g}"
         raise NasforgeError(f"{field}: must be a finite number in {bound}, got {value!r}")
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """Refuse a device string torch cannot parse, or CUDA where none is available."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):

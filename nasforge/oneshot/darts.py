@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators.training import _number
+from nasforge.estimators.training import check_number
 from nasforge.oneshot.trainer import OneShot
 from nasforge.spaces.base import Arch
 
@@ -43,8 +43,8 @@ class Darts(OneShot):
     def __init__(self, *, alpha_lr: float = 3e-4, alpha_weight_decay: float = 1e-3, defence: str | None = None,
                  **options: Any) -> None:
         super().__init__(**options)
-        _number("alpha_lr", alpha_lr, 0.0, math.inf)
-        _number("alpha_weight_decay", alpha_weight_decay, 0.0, math.inf)
+        check_number("alpha_lr", alpha_lr, 0.0, math.inf)
+        check_number("alpha_weight_decay", alpha_weight_decay, 0.0, math.inf)
         if defence is not None and defence not in DEFENCES:
             raise NasforgeError(f"defence: '{defence}' is not allowed (allowed: {', '.join(DEFENCES)}, or none)")
         self.alpha_lr, self.alpha_weight_decay, self.defence = alpha_lr, alpha_weight_decay, defence

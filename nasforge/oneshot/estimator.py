@@ -14,7 +14,7 @@ import torch
 from nasforge.data.datasets import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Estimator, Result
-from nasforge.estimators.training import _evaluate
+from nasforge.estimators.training import evaluate_model
 from nasforge.hardware import count_params
 from nasforge.oneshot.supernet import Supernet, recalibrate_bn
 from nasforge.spaces.base import Arch
@@ -44,6 +44,6 @@ class SupernetEstimator(Estimator):
             net = self.supernet.extract(arch)
             recalibrate_bn(net, self.data.x_train[: self.calibration_images].to(device), self.batch_size)
             n = len(self.data.y_val) if self.eval_images is None else self.eval_images
-            loss, acc = _evaluate(net, self.data.x_val[:n].to(device), self.data.y_val[:n].to(device), self.batch_size)
+            loss, acc = evaluate_model(net, self.data.x_val[:n].to(device), self.data.y_val[:n].to(device), self.batch_size)
         return Result(metrics={"val_acc": acc, "val_loss": loss, "params": float(count_params(net))},
                       fidelity=fidelity, cost_s=time.perf_counter() - start)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators.training import _number
+from nasforge.estimators.training import check_number
 from nasforge.oneshot.darts import Darts
 
 __all__ = ["Gdas", "gumbel_straight_through"]
@@ -40,8 +40,8 @@ class Gdas(Darts):
         if options.get("defence") is not None:
             raise NasforgeError("defence: gdas takes none (its hard sampling is its own defence; allowed: none)")
         super().__init__(**options)
-        _number("tau_min", tau_min, 0.0, math.inf)
-        _number("tau_max", tau_max, tau_min, math.inf)
+        check_number("tau_min", tau_min, 0.0, math.inf)
+        check_number("tau_max", tau_max, tau_min, math.inf)
         if tau_min == 0:
             raise NasforgeError("tau_min: must be > 0 (a temperature of 0 divides by zero)")
         self.tau_max, self.tau_min, self.tau = tau_max, tau_min, tau_max

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators.training import _number
+from nasforge.estimators.training import check_number
 from nasforge.hardware.lookup import LatencyTable, load_table, model_units
 from nasforge.oneshot.darts import Darts
 from nasforge.spaces.base import Arch
@@ -58,7 +58,7 @@ class Proxyless(Darts):
         super().__init__(alpha_lr=alpha_lr, alpha_weight_decay=alpha_weight_decay, **options)
         if not isinstance(self.space, MobileNetSpace):
             raise NasforgeError(f"space: proxyless searches the mobilenet space, got '{self.space.name}'")
-        _number("latency_weight", latency_weight, 0.0, math.inf)
+        check_number("latency_weight", latency_weight, 0.0, math.inf)
         if isinstance(latency, (str, Path)):
             latency = load_table(latency, space=self.space.name)
         if latency is not None and not isinstance(latency, LatencyTable) and not callable(latency):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from nasforge.data.datasets import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Result
-from nasforge.estimators.training import _check_device, _number, _whole, default_augment, random_crop_flip
+from nasforge.estimators.training import check_device, check_number, check_whole, default_augment, random_crop_flip
 from nasforge.objective import Objective
 from nasforge.oneshot.supernet import Supernet
 from nasforge.spaces.base import Arch, HasSupernet, SearchSpace
@@ -56,18 +56,18 @@ class OneShot(ABC):
                                 f"'{getattr(space, 'name', space)}' has none")
         if not isinstance(data, Dataset):
             raise NasforgeError(f"data: expected a Dataset (nasforge.data.load_dataset), got {type(data).__name__}")
-        _whole("epochs", epochs, 1)
-        _whole("batch_size", batch_size, 2)  # BatchNorm needs two images per batch
-        _whole("seed", seed, 0)
+        check_whole("epochs", epochs, 1)
+        check_whole("batch_size", batch_size, 2)  # BatchNorm needs two images per batch
+        check_whole("seed", seed, 0)
         if threads is not None:
-            _whole("threads", threads, 1)
+            check_whole("threads", threads, 1)
         for field, value in (("lr", lr), ("lr_min", lr_min), ("weight_decay", weight_decay), ("grad_clip", grad_clip)):
-            _number(field, value, 0.0, math.inf)
-        _number("momentum", momentum, 0.0, 1.0, upper_open=True)
+            check_number(field, value, 0.0, math.inf)
+        check_number("momentum", momentum, 0.0, 1.0, upper_open=True)
         if augment not in (None, True, False):
             raise NasforgeError(f"augment: must be true, false or null (auto), got {augment!r}")
         if device is not None:
-            _check_device(device)
+            check_device(device)
         if min(len(data.y_train), len(data.y_val)) < batch_size:
             raise NasforgeError(f"batch_size: {batch_size} is more than the training ({len(data.y_train)}) "
                                 f"or validation ({len(data.y_val)}) images")
