@@ -228,7 +228,8 @@ class LatencyTable:
                         warmup=self.warmup, repeats=self.repeats, clock=self.clock)
         if shape not in self._empty_ms:  # the runtime's per-call cost at this shape, measured once per table
             self._empty_ms[shape] = measure_latency(nn.Identity(), shape, **settings).median_ms
-        return measure_latency(copy.deepcopy(module), shape, **settings).median_ms - self._empty_ms[shape]
+        # compute cannot take negative time: a unit timed below the empty call is noise
+        return max(0.0, measure_latency(copy.deepcopy(module), shape, **settings).median_ms - self._empty_ms[shape])
 
     def save(self, path: str | Path) -> Path:
         """Write the table as JSON; returns the path."""
