@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_resume import Stop, _same_state
+from test_resume import check_exact_resume
 
 from nasforge.data import load_dataset
 from nasforge.errors import NasforgeError
@@ -108,16 +108,5 @@ def test_expected_latency_of_a_one_hot_choice_is_the_tables_prediction(data):
 
 def test_an_interrupted_fit_continues_from_its_checkpoint_as_if_never_stopped(tmp_path, data):
     options = dict(latency=mflops, latency_weight=0.5, epochs=3)
-    whole = _method(data, **options)
-    whole.fit()
-
-    def stop_after_first(row):
-        raise Stop
-
-    with pytest.raises(Stop):
-        _method(data, **options).fit(checkpoint=tmp_path / "ckpt.pt", on_epoch=stop_after_first)
-    resumed = _method(data, **options)
-    resumed.fit(checkpoint=tmp_path / "ckpt.pt")
-    assert len(resumed.log) == 3
-    _same_state(resumed.state_dict(), whole.state_dict())
+    whole, resumed = check_exact_resume(lambda: _method(data, **options), tmp_path / "ckpt.pt", epochs=3)
     assert resumed.candidates() == whole.candidates()

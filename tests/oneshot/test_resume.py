@@ -56,19 +56,25 @@ def test_an_interrupted_fit_continues_from_its_checkpoint_as_if_never_stopped(tm
     options = dict(space=SPACE, data=data, epochs=3, batch_size=32, seed=4)
     if method == "enas":
         options["controller_batch"] = 2
-    whole = create_method(method, **options)
+    check_exact_resume(lambda: create_method(method, **options), tmp_path / "ckpt.pt", epochs=3)
+
+
+def check_exact_resume(make, checkpoint, *, epochs: int):
+    """A fit stopped after its first epoch and resumed from `checkpoint` ends in the uninterrupted fit's
+    state; returns both trainers (uninterrupted, resumed)."""
+    whole = make()
     whole.fit()
 
     def stop_after_first(row):
         raise Stop
 
     with pytest.raises(Stop):
-        create_method(method, **options).fit(checkpoint=tmp_path / "ckpt.pt", on_epoch=stop_after_first)
-    resumed = create_method(method, **options)
-    resumed.fit(checkpoint=tmp_path / "ckpt.pt")
-    assert len(resumed.log) == 3
+        make().fit(checkpoint=checkpoint, on_epoch=stop_after_first)
+    resumed = make()
+    resumed.fit(checkpoint=checkpoint)
+    assert len(resumed.log) == epochs
     _same_state(resumed.state_dict(), whole.state_dict())
-
+    return whole, resumed
 
 CONFIG = """
 space: nb201
