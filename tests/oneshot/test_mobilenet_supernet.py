@@ -19,6 +19,7 @@ from nasforge.oneshot import Supernet, SupernetEstimator, create_method, recalib
 from nasforge.spaces.base import HasSupernet
 from nasforge.spaces.blocks import GhostBottleneck, MBConv
 from nasforge.spaces.mobilenet import MobileNetSpace
+from test_supernet import train_on_random_paths
 
 TINY = dict(stem=8, widths=(8, 16), strides=(1, 2), depths=(1, 2), kernels=(3, 5), expansions=(2, 3),
             se=(False, True), acts=("relu",), final=16, head=16)
@@ -28,18 +29,7 @@ SHAPE = (1, 8, 8)
 
 @pytest.fixture(scope="module")
 def trained():
-    """A supernet after a few SGD steps on random paths: weights and BN statistics off their init."""
-    torch.manual_seed(0)
-    net = SPACE.supernet(SHAPE, 5)
-    x, y = torch.randn(16, *SHAPE), torch.randint(0, 5, (16,))
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    rng = np.random.default_rng(0)
-    for _ in range(6):
-        loss = nn.functional.cross_entropy(net(x, path=net.path(SPACE.sample(rng))), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net
+    return train_on_random_paths(SPACE, SHAPE, steps=6)
 
 
 def test_the_space_has_a_supernet_with_every_candidate_once_per_position():

@@ -18,20 +18,24 @@ SPACE = NB201Space(channels=4, cells_per_stage=2)
 ALL_NONE_NODE = "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"
 
 
-@pytest.fixture(scope="module")
-def trained():
-    """A supernet after a few SGD steps on random paths: every weight and BN statistic off its init."""
-    torch.manual_seed(0)
-    net = SPACE.supernet((3, 8, 8), 5)
-    x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 5, (16,))
+def train_on_random_paths(space, shape, steps: int):
+    """`space`'s supernet after `steps` SGD steps on random paths: weights and BN statistics off their init."""
+    torch.manual_seed(0)  # the supernet's initial weights
+    net = space.supernet(shape, 5)
+    x, y = torch.randn(16, *shape), torch.randint(0, 5, (16,))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     rng = np.random.default_rng(0)
-    for _ in range(5):
-        loss = nn.functional.cross_entropy(net(x, path=net.path(SPACE.sample(rng))), y)
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(net(x, path=net.path(space.sample(rng))), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     return net
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return train_on_random_paths(SPACE, (3, 8, 8), steps=5)
 
 
 def test_the_space_has_a_supernet_holding_every_op_once():
