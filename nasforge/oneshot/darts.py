@@ -56,12 +56,19 @@ class Darts(OneShot):
         self.alpha_optimizer = torch.optim.Adam([self.alpha], lr=self.alpha_lr, betas=(0.5, 0.999),
                                                 weight_decay=self.alpha_weight_decay)
 
+    def logits(self) -> torch.Tensor:
+        """alpha with the padding columns of decisions with fewer options at -inf: they get no weight and
+        are never sampled (every NB201 edge has all 5 options; MobileNet's decisions have 2 or 3)."""
+        sizes = torch.tensor(self.supernet.sizes, device=self.alpha.device)
+        padding = torch.arange(self.alpha.shape[1], device=self.alpha.device)[None, :] >= sizes[:, None]
+        return self.alpha.masked_fill(padding, -math.inf)
+
     def _begin_epoch(self, epoch: int) -> None:
         self.supernet.aux_skip = 1.0 - epoch / self.epochs if self.defence == "auxskip" else 0.0
 
     def arch_forward(self, x: torch.Tensor, *, detach: bool) -> torch.Tensor:
         """The supernet's logits under the current architecture distribution (alpha held fixed if `detach`)."""
-        weights = torch.softmax(self.alpha, dim=-1)
+        weights = torch.softmax(self.logits(), dim=-1)
         return self.supernet(x, weights=weights.detach() if detach else weights)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,7 +86,7 @@ class Darts(OneShot):
 
     def derive(self) -> Arch:
         """The strongest non-`none` op of each edge under the current alpha."""
-        return self.supernet.derive(torch.softmax(self.alpha.detach(), dim=-1))
+        return self.supernet.derive(torch.softmax(self.logits().detach(), dim=-1))
 
     def candidates(self) -> list[Arch]:
         return [self.derive()]
@@ -87,7 +94,7 @@ class Darts(OneShot):
     def monitor(self) -> dict[str, Any]:
         arch = self.derive()
         ops = [str(choice.options[i]) for choice, i in zip(self.space.choices, self.space.decisions(arch))]
-        probs = torch.softmax(self.alpha.detach(), dim=-1)
+        probs = torch.softmax(self.logits().detach(), dim=-1)
         entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1).mean().item()
         return {"arch": arch.key, "skip_share": sum("skip" in op for op in ops) / len(ops),
                 "pool_share": sum("pool" in op for op in ops) / len(ops), "alpha_entropy": entropy,

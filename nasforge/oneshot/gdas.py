@@ -50,7 +50,7 @@ class Gdas(Darts):
         self.tau = self.tau_max - (self.tau_max - self.tau_min) * epoch / max(1, self.epochs - 1)
 
     def arch_forward(self, x: torch.Tensor, *, detach: bool) -> torch.Tensor:
-        weights, path = gumbel_straight_through(self.alpha, self.tau, self.generator)
+        weights, path = gumbel_straight_through(self.logits(), self.tau, self.generator)
         return self.supernet(x, weights=weights.detach() if detach else weights, path=path)
 
     def monitor(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nasforge.data import load_dataset
 from nasforge.errors import NasforgeError
-from nasforge.objective import Objective
+from nasforge.objective import parse_objective
 from nasforge.oneshot import METHODS, SupernetEstimator, create_method
 from nasforge.oneshot.trainer import Listed
 from nasforge.runner.config import RunConfig
@@ -58,7 +58,7 @@ def run_oneshot(config: RunConfig, *, resume: bool = False, progress: bool = Fal
     try:
         method.fit(checkpoint=run_dir / CHECKPOINT, on_epoch=lambda row: _write_log(run_dir / LOG, method.log))
         _write_log(run_dir / LOG, method.log)  # also when a resumed run had no epoch left to train
-        strategy = method.proposals(Objective(config.objective))
+        strategy = method.proposals(parse_objective(config.objective))
         budget = config.budget
         if isinstance(strategy, Listed):  # the derived architectures are all there is to score
             budget = len(strategy.archs) if budget is None else min(budget, len(strategy.archs))
@@ -75,7 +75,7 @@ def run_oneshot(config: RunConfig, *, resume: bool = False, progress: bool = Fal
                max_seconds=config.max_seconds, progress=progress).run()
     finally:
         trials = store.trials()
-        best = write_outputs(run_dir, trials, Objective(config.objective))
+        best = write_outputs(run_dir, trials, parse_objective(config.objective))
         store.close()
     return SearchOutcome(run_dir, trials, best, strategy.rejected if isinstance(strategy, Constrained) else 0)
 

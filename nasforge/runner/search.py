@@ -56,10 +56,10 @@ def _zero_cost(config: RunConfig, space: SearchSpace) -> Estimator:
 
     data = load_dataset(config.dataset, seed=config.seed)
     estimator = ESTIMATORS.create("zero_cost", space=space, data=data, seed=config.seed, **config.estimator_options)
-    metric = Objective(config.objective).metric
-    if metric not in estimator.metric_names:
-        raise NasforgeError(f"objective: the zero_cost estimator reports no '{metric}' "
-                            f"(allowed: {', '.join(estimator.metric_names)})")
+    for metric in parse_objective(config.objective).names:
+        if metric not in estimator.metric_names and metric not in COSTS:
+            raise NasforgeError(f"objective: the zero_cost estimator reports no '{metric}' "
+                                f"(allowed: {', '.join(estimator.metric_names)})")
     return estimator
 
 

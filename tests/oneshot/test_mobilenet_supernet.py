@@ -157,3 +157,17 @@ def test_spos_trains_the_mobilenet_supernet_and_scores_inherited_subnets():
         strategy.tell(arch, result)
         accs.append(result.metrics["val_acc"])
     assert max(accs) > 20.0  # 80 steps lift inherited subnets above chance (10 %; measured 35 %)
+
+
+def test_gdas_samples_only_existing_options_of_decisions_with_fewer_of_them():
+    """MobileNet's decisions have 2 or 3 options; alpha is padded to the widest, and the padding is never
+    sampled or derived (it was, before alpha's padding was masked, and the step failed)."""
+    d = load_dataset("digits", seed=0)
+    data = replace(d, x_train=d.x_train[:64], y_train=d.y_train[:64], x_val=d.x_val[:32], y_val=d.y_val[:32])
+    space = MobileNetSpace(width_mults=(0.5, 1.0), **TINY)
+    assert len(set(len(c.options) for c in space.choices)) > 1
+    gdas = create_method("gdas", space=space, data=data, epochs=1, batch_size=32, seed=0, threads=1)
+    gdas.fit()
+    assert torch.isinf(gdas.logits()).any()
+    arch = gdas.derive()
+    assert space.validate(arch.value) == arch
