@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from nasforge.errors import NasforgeError
+from nasforge.estimators.training import check_whole
 from nasforge.objective import Objective
 from nasforge.oneshot.trainer import OneShot
 from nasforge.strategies.base import Strategy
@@ -31,9 +31,10 @@ class Spos(OneShot):
 
     def __init__(self, *, population_size: int = 20, sample_size: int = 5, **options: Any) -> None:
         super().__init__(**options)
-        if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
-            raise NasforgeError(f"population_size: must be a whole number >= 2, got {population_size!r}")
+        check_whole("population_size", population_size, 2)
+        check_whole("sample_size", sample_size, 1)
         self.population_size, self.sample_size = population_size, sample_size
+        self.proposals(Objective())  # refuses a bad pair now, not after the supernet has trained
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.supernet(x, path=self.sample_path())

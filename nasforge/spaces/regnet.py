@@ -39,10 +39,11 @@ QUANTUM = 8  # widths are multiples of 8 channels (pycls's q)
 
 
 def regnet_widths(d: int, w0: int, wa: float, wm: float, quantum: int = QUANTUM) -> list[int]:
-    """The per-block widths of the quantized linear rule (pycls's `generate_regnet`)."""
+    """The per-block widths of the quantized linear rule (pycls's `generate_regnet`), at least `quantum`
+    (a w0 below quantum / 2, which scaling can reach, would otherwise round to 0 channels)."""
     u = w0 + wa * np.arange(d)
     s = np.round(np.log(u / w0) / np.log(wm))
-    return [int(w) for w in np.round(w0 * np.power(wm, s) / quantum).astype(int) * quantum]
+    return [int(w) for w in np.maximum(1, np.round(w0 * np.power(wm, s) / quantum)).astype(int) * quantum]
 
 
 def regnet_stages(value: dict[str, Any]) -> list[Stage]:

@@ -65,7 +65,7 @@ def test_prediction_is_the_sum_of_entries_plus_overhead(small):
     model = space.build(archs[0], SHAPE, 10)
     expected = table.overhead_ms + sum(table.units[key] for key, _, _ in table.units_of(model))
     assert table.predict(model) == pytest.approx(expected, rel=1e-12)
-    assert table.predict(model) > 0 and all(np.isfinite(list(table.units.values())))
+    assert all(np.isfinite(list(table.units.values()))) and min(table.units.values()) >= 0
 
 
 def test_a_missing_unit_is_refused_by_name_or_measured(small):

@@ -156,6 +156,7 @@ def test_global_rng_is_left_alone(data):
     ("gdas", {"tau_min": 0.0}, "tau_min"),
     ("gdas", {"defence": "auxskip"}, "defence"),
     ("spos", {"population_size": 1}, "population_size"),
+    ("spos", {"population_size": 4, "sample_size": 9}, "sample_size"),  # before any training
     ("enas", {"derive_samples": 0}, "derive_samples"),
     ("enas", {"colour": 1}, "colour"),
 ])

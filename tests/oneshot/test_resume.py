@@ -70,9 +70,10 @@ def check_exact_resume(make, checkpoint, *, epochs: int):
 
     with pytest.raises(Stop):
         make().fit(checkpoint=checkpoint, on_epoch=stop_after_first)
+    trained = []
     resumed = make()
-    resumed.fit(checkpoint=checkpoint)
-    assert len(resumed.log) == epochs
+    resumed.fit(checkpoint=checkpoint, on_epoch=trained.append)
+    assert len(trained) == epochs - 1 and len(resumed.log) == epochs  # continued, not restarted
     _same_state(resumed.state_dict(), whole.state_dict())
     return whole, resumed
 

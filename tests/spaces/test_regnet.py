@@ -163,3 +163,8 @@ def test_non_decreasing_sequences_are_uniform():
     counts = Counter(tuple(non_decreasing(rng, 3, 2)) for _ in range(6000))
     assert set(counts) == {(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)}  # the C(4, 2) = 6 multisets
     assert all(abs(c - 1000) < 120 for c in counts.values())  # uniform (sorting iid draws would halve (i, i))
+
+
+def test_widths_never_round_to_zero_channels():
+    # u = 3, 7, 11, 15 -> s = 0, 1, 2, 2 -> 3, 6, 12, 12 channels -> 0, 1, 2, 2 quanta: the first lifted to 1
+    assert regnet_widths(4, 3, 4.0, 2.0) == [8, 8, 16, 16]
