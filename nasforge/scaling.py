@@ -87,6 +87,8 @@ def scale_to_flops(space: SearchSpace, arch: Arch, input_shape: tuple[int, ...],
     [-8, 8]: FLOPs rise with phi, in steps since depths and widths are rounded."""
     if type(target) not in (int, float) or not 0 < target < math.inf:
         raise NasforgeError(f"flops_target: must be a positive number, got {target!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise NasforgeError(f"steps: must be a whole number >= 1, got {steps!r}")
     low, high = -8.0, 8.0
     best: tuple[float, Scaled] | None = None
     for _ in range(steps):
@@ -109,10 +111,11 @@ def resize(data: Dataset, size: tuple[int, int]) -> Dataset:
 
 
 def grid_search(space: SearchSpace, arch: Arch, data: Dataset, *, step: float = 0.1, tolerance: float = 0.1,
-                epochs: int = 3, seed: int = 0, **training: Any) -> list[dict[str, float]]:
+                epochs: int = 3, seed: int = 0, **training: Any) -> list[dict[str, Any]]:
     """EfficientNet's step 2: every (alpha, beta, gamma) on a grid of `step` from 1 with
     |alpha * beta^2 * gamma^2 - 2| <= `tolerance`, each scored by training the phi = 1 model on `data`
-    (resized to its resolution) with the `TrainingEstimator` for `epochs`; best validation accuracy first.
+    (resized to its resolution) with the `TrainingEstimator` for `epochs`; best validation accuracy first,
+    a candidate whose training fails last with its `error` (and NaN metrics).
     `training` passes further estimator options (batch_size, lr, threads, ...)."""
     from nasforge.estimators.training import TrainingEstimator
     from nasforge.spaces import create_space
@@ -129,7 +132,12 @@ def grid_search(space: SearchSpace, arch: Arch, data: Dataset, *, step: float = 
         estimator = TrainingEstimator(space=create_space(scaled.space, **scaled.options),
                                       data=resize(data, scaled.input_shape[1:]), epochs=epochs, seed=seed,
                                       latency=False, **training)
-        metrics = estimator.evaluate(scaled.arch).metrics
-        rows.append({"alpha": coefficients[0], "beta": coefficients[1], "gamma": coefficients[2],
-                     "val_acc": metrics["val_acc"], "flops": metrics["flops"]})
-    return sorted(rows, key=lambda row: -row["val_acc"])
+        row: dict[str, Any] = {"alpha": coefficients[0], "beta": coefficients[1], "gamma": coefficients[2]}
+        try:
+            metrics = estimator.evaluate(scaled.arch).metrics
+        except (FloatingPointError, NasforgeError, RuntimeError) as error:  # recorded; the grid goes on
+            rows.append({**row, "val_acc": math.nan, "flops": math.nan,
+                         "error": f"{type(error).__name__}: {error}".splitlines()[0]})
+            continue
+        rows.append({**row, "val_acc": metrics["val_acc"], "flops": metrics["flops"]})
+    return sorted(rows, key=lambda row: -row["val_acc"] if math.isfinite(row["val_acc"]) else math.inf)

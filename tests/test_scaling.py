@@ -3,6 +3,7 @@ FLOPs-target search, the coefficient grid search (real training, tiny) and `nasf
 
 from __future__ import annotations
 
+import math
 import json
 
 import numpy as np
@@ -119,3 +120,12 @@ def test_cli_scale(tmp_path, capsys):
                           ([run, "--phi", "1", "--beta", "0"], "error: beta: must be a number >= 1, got 0")]:
         assert run_cli("scale", *args) == 2
         assert capsys.readouterr().err.startswith(message)
+
+
+def test_grid_search_records_a_diverging_candidate_and_goes_on():
+    data = load_dataset("digits")
+    space = create_space("anynet_e", stem_stride=1)
+    arch = space.validate({"stages": [{"d": 1, "w": 8, "b": 1, "g": 8}] * 4})
+    rows = grid_search(space, arch, data, step=0.25, epochs=1, lr=1e12)  # a step this size overflows
+    assert len(rows) == 3
+    assert all("error" in r and math.isnan(r["val_acc"]) for r in rows), rows
