@@ -3,8 +3,8 @@ FLOPs-target search, the coefficient grid search (real training, tiny) and `nasf
 
 from __future__ import annotations
 
-import math
 import json
+import math
 
 import numpy as np
 import pytest
