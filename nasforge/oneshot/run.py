@@ -47,6 +47,8 @@ def run_oneshot(config: RunConfig, *, resume: bool = False, progress: bool = Fal
     if config.executor != "inline":
         raise NasforgeError(f"executor: one-shot scoring shares one supernet (allowed: inline), got '{config.executor}'")
     run_dir = Path(config.out)
+    if not resume and (run_dir / CHECKPOINT).exists():
+        raise NasforgeError(f"out: {run_dir} already holds a supernet; pass resume to continue it, or another directory")
     space = create_space(config.space, **config.space_options)
     data = load_dataset(config.dataset, seed=config.seed)
     options = dict(config.strategy_options) | ({} if config.epochs is None else {"epochs": config.epochs})

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from nasforge.cli import main
+from nasforge.errors import NasforgeError
 
 CONFIG = """
 space: nb201
@@ -73,3 +74,13 @@ def test_bad_one_shot_input_is_one_line_with_exit_code_2(tmp_path, capsys, args,
 def test_retrain_of_a_missing_run_is_refused(tmp_path, capsys):
     assert run_cli("retrain", tmp_path / "nothing") == 2
     assert "runs.db missing" in capsys.readouterr().err
+
+
+def test_run_oneshot_refuses_a_trained_supernet_without_resume(tmp_path):
+    from nasforge.oneshot.run import CHECKPOINT, run_oneshot
+    from nasforge.runner.config import RunConfig
+
+    (tmp_path / CHECKPOINT).write_bytes(b"")
+    config = RunConfig(out=str(tmp_path), strategy="darts", estimator="supernet", budget=1)
+    with pytest.raises(NasforgeError, match="already holds a supernet"):
+        run_oneshot(config)
