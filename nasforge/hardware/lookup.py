@@ -182,13 +182,17 @@ class LatencyTable:
         """
         total = self.overhead_ms
         for key, module, shape in self.units_of(model):
-            if key not in self.units:
-                if not measure_missing:
-                    raise NasforgeError(f"lookup table: no entry for unit '{key}' ({type(module).__name__}); "
-                                        "build the table from more architectures or measure missing units")
-                self.units[key] = self._measure(module, shape)
-            total += self.units[key]
+            if key not in self.units and not measure_missing:
+                raise NasforgeError(f"lookup table: no entry for unit '{key}' ({type(module).__name__}); "
+                                    "build the table from more architectures or measure missing units")
+            total += self.entry(key, module, shape)
         return total
+
+    def entry(self, key: str, module: nn.Module, shape: tuple[int, ...]) -> float:
+        """The milliseconds of unit `key` (`module` on inputs of `shape`), timed now and added when missing."""
+        if key not in self.units:
+            self.units[key] = self._measure(module, shape)
+        return self.units[key]
 
     def units_of(self, model: nn.Module) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
         """The unit calls of `model` this table counts: with ONNX Runtime, which folds constants and drops
@@ -199,9 +203,8 @@ class LatencyTable:
         """Time every unit of `model` not in the table yet; returns how many were added."""
         added = 0
         for key, module, shape in self.units_of(model):
-            if key not in self.units:
-                self.units[key] = self._measure(module, shape)
-                added += 1
+            added += key not in self.units
+            self.entry(key, module, shape)
         return added
 
     def measure(self, model: nn.Module) -> float:
@@ -323,10 +326,8 @@ class LatencyPredictor:
         """Unit class -> (count, sum of table entries) of `model`."""
         found: dict[str, tuple[int, float]] = {}
         for key, module, shape in self.table.units_of(model):
-            if key not in self.table.units:
-                self.table.units[key] = self.table._measure(module, shape)
             count, total = found.get(type(module).__name__, (0, 0.0))
-            found[type(module).__name__] = (count + 1, total + self.table.units[key])
+            found[type(module).__name__] = (count + 1, total + self.table.entry(key, module, shape))
         return found
 
     def _features(self, found: dict[str, tuple[int, float]]) -> list[float]:
