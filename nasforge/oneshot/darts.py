@@ -39,6 +39,7 @@ class Darts(OneShot):
     """First-order DARTS; `defence` None or one of `DEFENCES`; other options as `OneShot`."""
 
     name = "darts"
+    alpha_betas = (0.5, 0.999)  # Adam's betas for alpha, as the paper
 
     def __init__(self, *, alpha_lr: float = 3e-4, alpha_weight_decay: float = 1e-3, defence: str | None = None,
                  **options: Any) -> None:
@@ -53,7 +54,7 @@ class Darts(OneShot):
         shape = (len(self.supernet.sizes), max(self.supernet.sizes))
         # the paper's init: 1e-3 * N(0, 1), near-uniform mixing weights
         self.alpha = (1e-3 * torch.randn(shape, generator=self.generator)).to(self._device).requires_grad_()
-        self.alpha_optimizer = torch.optim.Adam([self.alpha], lr=self.alpha_lr, betas=(0.5, 0.999),
+        self.alpha_optimizer = torch.optim.Adam([self.alpha], lr=self.alpha_lr, betas=self.alpha_betas,
                                                 weight_decay=self.alpha_weight_decay)
 
     def logits(self) -> torch.Tensor:
@@ -63,12 +64,21 @@ class Darts(OneShot):
         padding = torch.arange(self.alpha.shape[1], device=self.alpha.device)[None, :] >= sizes[:, None]
         return self.alpha.masked_fill(padding, -math.inf)
 
+    def probs(self) -> torch.Tensor:
+        """softmax(alpha) of each decision over its own options (padding columns get zero)."""
+        return torch.softmax(self.logits(), dim=-1)
+
+    def alpha_entropy(self) -> float:
+        """Mean entropy (nats) of the decisions' softmax(alpha): falls as the search commits."""
+        probs = self.probs().detach()
+        return -(probs * probs.clamp_min(1e-30).log()).sum(1).mean().item()
+
     def _begin_epoch(self, epoch: int) -> None:
         self.supernet.aux_skip = 1.0 - epoch / self.epochs if self.defence == "auxskip" else 0.0
 
     def arch_forward(self, x: torch.Tensor, *, detach: bool) -> torch.Tensor:
         """The supernet's logits under the current architecture distribution (alpha held fixed if `detach`)."""
-        weights = torch.softmax(self.logits(), dim=-1)
+        weights = self.probs()
         return self.supernet(x, weights=weights.detach() if detach else weights)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +96,7 @@ class Darts(OneShot):
 
     def derive(self) -> Arch:
         """The strongest non-`none` op of each edge under the current alpha."""
-        return self.supernet.derive(torch.softmax(self.logits().detach(), dim=-1))
+        return self.supernet.derive(self.probs().detach())
 
     def candidates(self) -> list[Arch]:
         return [self.derive()]
@@ -94,10 +104,8 @@ class Darts(OneShot):
     def monitor(self) -> dict[str, Any]:
         arch = self.derive()
         ops = [str(choice.options[i]) for choice, i in zip(self.space.choices, self.space.decisions(arch))]
-        probs = torch.softmax(self.logits().detach(), dim=-1)
-        entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1).mean().item()
         return {"arch": arch.key, "skip_share": sum("skip" in op for op in ops) / len(ops),
-                "pool_share": sum("pool" in op for op in ops) / len(ops), "alpha_entropy": entropy,
+                "pool_share": sum("pool" in op for op in ops) / len(ops), "alpha_entropy": self.alpha_entropy(),
                 **({"aux_skip": self.supernet.aux_skip} if self.defence else {})}
 
     def _method_state(self) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators.training import check_number
 from nasforge.hardware.lookup import LatencyTable, load_table, model_units
 from nasforge.oneshot.darts import Darts
-from nasforge.spaces.base import Arch
 from nasforge.spaces.mobilenet import MobileNetSpace
 
 __all__ = ["Latency", "Proxyless"]
@@ -50,6 +49,7 @@ class Proxyless(Darts):
     the weight of E[LAT] (1/ms) in alpha's loss; other options as `Darts` (without a defence)."""
 
     name = "proxyless"
+    alpha_betas = (0.0, 0.999)  # as the paper's code
 
     def __init__(self, *, latency: Latency | None = None, latency_weight: float = 0.0, alpha_lr: float = 1e-3,
                  alpha_weight_decay: float = 0.0, **options: Any) -> None:
@@ -72,24 +72,17 @@ class Proxyless(Darts):
 
     def _setup(self) -> None:
         super()._setup()
-        self.alpha_optimizer = torch.optim.Adam([self.alpha], lr=self.alpha_lr, betas=(0.0, 0.999),
-                                                weight_decay=self.alpha_weight_decay)
         self.costs = self.supernet.unit_costs(self._layer_ms) if self.latency is not None else None
 
     def _layer_ms(self, chain: nn.Sequential) -> list[float]:
         """Milliseconds of each layer of a chain of the supernet's modules (timed on the CPU)."""
         chain = copy.deepcopy(chain).cpu()
-        if isinstance(self.latency, LatencyTable):
-            self.latency.add(chain)  # units missing from the table are timed now
-            return [self.latency.units[key] for key, _, _ in self.latency.units_of(chain)]
+        if isinstance(self.latency, LatencyTable):  # units missing from the table are timed now
+            return [self.latency.entry(*unit) for unit in self.latency.units_of(chain)]
         return [float(self.latency(module, shape)) for _, module, shape in model_units(chain, self.data.input_shape)]
 
     def _begin_epoch(self, epoch: int) -> None:
         pass  # no schedule
-
-    def probs(self) -> torch.Tensor:
-        """softmax(alpha) of each decision over its own options (padding columns get zero)."""
-        return torch.softmax(self.alpha.masked_fill(~self.supernet.derivable.to(self.alpha.device), -math.inf), dim=-1)
 
     def expected_latency(self, probs: torch.Tensor | None = None) -> torch.Tensor:
         """E[LAT] in ms of a network drawn with `probs` (default: the current ones), the table's overhead included."""
@@ -118,13 +111,9 @@ class Proxyless(Darts):
         (self.alpha.grad,) = torch.autograd.grad(loss, [self.alpha])
         self.alpha_optimizer.step()
 
-    def derive(self) -> Arch:
-        return self.supernet.derive(self.probs().detach())
-
     def monitor(self) -> dict[str, Any]:
         probs = self.probs().detach()
-        entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1).mean().item()
-        row: dict[str, Any] = {"arch": self.derive().key, "alpha_entropy": entropy}
+        row: dict[str, Any] = {"arch": self.derive().key, "alpha_entropy": self.alpha_entropy()}
         if self.costs is not None:
             derived = nn.functional.one_hot(torch.tensor(self.supernet.path(self.derive())), probs.shape[1])
             row.update(expected_latency_ms=self.expected_latency(probs).item(),
