@@ -38,6 +38,16 @@ def test_the_population_keeps_the_best_by_rank_then_crowding(grid_space):
     assert len(strategy.population) == 3
 
 
+def test_within_the_last_front_the_most_crowded_is_dropped(grid_space):
+    strategy = create_strategy("nsga2", grid_space, objective=PARETO, population_size=3)
+    archs = [strategy.ask() for _ in range(4)]
+    # all four non-dominated; crowding (acc range 20, latency range 9): 70 and 90 are extremes (inf),
+    # 80 has 15/20 + 7/9 = 1.53, 85 has 10/20 + 5/9 = 1.06: 85 is the most crowded and goes
+    for arch, (acc, ms) in zip(archs, [(90, 10), (80, 5), (70, 1), (85, 8)]):
+        strategy.tell(arch, Result({"val_acc": acc, "latency_ms": ms}))
+    assert [a for a, _ in strategy.population] == archs[:3]
+
+
 def test_every_architecture_is_asked_once(grid_space, grid_table):
     strategy = create_strategy("nsga2", grid_space, seed=0, population_size=8)
     asked = drive(strategy, TabularEstimator(grid_table), 120)
