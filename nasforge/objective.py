@@ -5,7 +5,7 @@ Every objective gives each result one higher-is-better `score` (what single-obje
 multi-objective strategies and the Pareto front use; costs enter negated). `parse_objective` reads
 the CLI / config form:
 
-- `val_acc` (any one metric, maximised);
+- `val_acc` (any one metric; costs and losses minimised, the rest maximised, as `direction` says);
 - `mnasnet:latency_ms<=80` (soft reward) or `mnasnet-hard:latency_ms<=80` of `val_acc` and the cost;
 - `pareto:val_acc,latency_ms` (two or more metrics, `direction` says which way each goes; the score is
   the first one's).
@@ -134,7 +134,7 @@ def parse_objective(text: str) -> Objective:
         raise NasforgeError(f"objective: expected one of {forms}, got {text!r}")
     kind, colon, rest = text.partition(":")
     if not colon:
-        return Objective(text.strip())
+        return Objective(text.strip(), direction(text.strip()))
     if kind == "pareto":
         metrics = [m.strip() for m in rest.split(",")]
         return Pareto(metrics[0], direction(metrics[0]), tuple(metrics[1:]))

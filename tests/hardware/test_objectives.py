@@ -59,6 +59,10 @@ def test_hypervolume_2d_and_3d_by_hand():
 def test_parse_objective_forms_and_their_scores():
     result = Result({"val_acc": 90.0, "latency_ms": 100.0, "flops": 2e6})
     assert parse_objective("val_acc") == Objective("val_acc")
+    # one cost or loss is minimised: the lower value scores higher
+    for metric in ("latency_ms", "val_loss"):
+        objective = parse_objective(metric)
+        assert objective.score(Result({metric: 1.0})) > objective.score(Result({metric: 2.0}))
     reward = parse_objective("mnasnet:latency_ms<=80")
     assert isinstance(reward, MnasNetReward) and not reward.hard and reward.names == ("val_acc", "latency_ms")
     assert reward.score(result) == pytest.approx(90.0 * 1.25 ** -0.07)
