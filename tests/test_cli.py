@@ -112,13 +112,14 @@ def _bad_inputs(table, tmp_path):
         "bad shape": (["describe", "--space", "nb201", "--arch", ALL_CONV, "--input-shape", "3,32"], "input_shape"),
         "resume nothing": (base + ["--resume"], "resume"),
         "show nothing": (["show", str(tmp_path / "nowhere")], "holds no run"),
+        "retrain nothing": (["retrain", str(tmp_path / "nowhere")], f"run_dir: '{tmp_path / 'nowhere'}' holds no run"),
         "inline workers": (base + ["--workers", "2"], "workers"),
     }
 
 
 BAD_CASES = ["unknown space", "unknown strategy", "unknown estimator", "negative budget", "missing data", "table columns",
              "table missing", "malformed arch", "bad arch string", "bad shape", "resume nothing", "show nothing",
-             "inline workers"]
+             "retrain nothing", "inline workers"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)

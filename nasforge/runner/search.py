@@ -131,7 +131,7 @@ def load_config(run_dir: str | Path, **overrides: Any) -> RunConfig:
     """The config a run was started with; `overrides` (non-None: budget, workers, ...) replace fields."""
     path = Path(run_dir) / DATABASE
     if not path.is_file():
-        raise NasforgeError(f"resume: '{run_dir}' holds no run to resume ({DATABASE} missing)")
+        raise NasforgeError(f"run_dir: '{run_dir}' holds no run ({DATABASE} missing)")
     store = Store(path, space="")
     try:
         stored = store.get_meta("config")
