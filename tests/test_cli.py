@@ -110,7 +110,7 @@ def _bad_inputs(table, tmp_path):
         "malformed arch": (["describe", "--space", "darts", "--arch", "{normal: ["], "arch: not valid JSON"),
         "bad arch string": (["describe", "--space", "nb201", "--arch", "|conv~0|"], "arch"),
         "bad shape": (["describe", "--space", "nb201", "--arch", ALL_CONV, "--input-shape", "3,32"], "input_shape"),
-        "resume nothing": (base + ["--resume"], "resume"),
+        "resume nothing": (base + ["--resume"], f"run_dir: '{tmp_path / 'run'}' holds no run"),
         "show nothing": (["show", str(tmp_path / "nowhere")], "holds no run"),
         "retrain nothing": (["retrain", str(tmp_path / "nowhere")], f"run_dir: '{tmp_path / 'nowhere'}' holds no run"),
         "inline workers": (base + ["--workers", "2"], "workers"),
