@@ -1,13 +1,24 @@
-"""DARTS, first order (Liu, Simonyan & Yang, 2019, "DARTS: Differentiable Architecture Search").
+"""DARTS, first and second order (Liu, Simonyan & Yang, 2019, "DARTS: Differentiable Architecture Search").
 
 Every edge of the supernet is a mixed op, the softmax(alpha)-weighted sum of its candidates. Each step
 alternates the bilevel problem's two updates: alpha takes one Adam step on the loss of a validation
 batch (lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, as the paper), the gradient taken with respect to
 alpha only; then the weights take one SGD step on a training batch with alpha held fixed (detached), so
-alpha never sees the training loss. First order: the weights are not unrolled (the paper's second-order
-variant costs two more forward-backward passes per step, and on NAS-Bench-201 both orders collapse).
+alpha never sees the training loss. First order (the default): the weights are not unrolled.
 
-The derived architecture is the strongest non-`none` op of each edge. Left alone, DARTS collapses to
+`order=2` is the paper's second-order approximation (its Eq. 7 and 8): alpha's gradient is
+
+    grad_alpha L_val(w', alpha) - xi (grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)) / (2 eps)
+
+with w' = w - xi grad_w L_train(w, alpha) one virtual SGD step (xi the weights' current learning rate;
+plain SGD as in the paper's equations, whose code also adds momentum and weight decay), w+- = w +- eps
+grad_w' L_val(w', alpha) and eps = 0.01 / ||grad_w' L_val(w', alpha)||: the finite difference stands for
+the Hessian-vector product. It costs three more forward-backward passes per step; the unrolled and
+perturbed weights are never written into the supernet, so its weights are left exactly as they were.
+On NAS-Bench-201 both orders collapse (Dong & Yang, 2020).
+
+The derived architecture is the strongest non-`none` op of each edge (in the darts space, of each node's 2
+incoming edges whose strongest such op is strongest, as DARTS' `genotype()`). Left alone, DARTS collapses to
 parameter-free ops, skip connections above all (Dong & Yang, 2020 report all-skip_connect cells on
 NAS-Bench-201). `defence="auxskip"` is DARTS- (Chu et al., 2021, "DARTS-: Robustly Stepping out of
 Performance Collapse Without Indicators"): an auxiliary skip connection beside every mixed op, its weight
@@ -23,44 +34,54 @@ import math
 from typing import Any
 
 import torch
+from torch.func import functional_call
 
 from nasforge.errors import NasforgeError
-from nasforge.estimators.training import check_number
+from nasforge.estimators.training import check_number, check_whole
 from nasforge.oneshot.trainer import OneShot
 from nasforge.spaces.base import Arch
 
 __all__ = ["DEFENCES", "Darts"]
+
+ORDERS = (1, 2)  # first order; the paper's second-order approximation
 
 #: collapse defences: name -> paper
 DEFENCES = {"auxskip": "DARTS- (Chu et al., 2021): auxiliary skip connection, weight decayed 1 -> 0"}
 
 
 class Darts(OneShot):
-    """First-order DARTS; `defence` None or one of `DEFENCES`; other options as `OneShot`."""
+    """DARTS of `order` 1 or 2 (see the module); `defence` None or one of `DEFENCES`; other options as `OneShot`."""
 
     name = "darts"
     alpha_betas = (0.5, 0.999)  # Adam's betas for alpha, as the paper
 
     def __init__(self, *, alpha_lr: float = 3e-4, alpha_weight_decay: float = 1e-3, defence: str | None = None,
-                 **options: Any) -> None:
+                 warmup_epochs: int = 0, order: int = 1, **options: Any) -> None:
         super().__init__(**options)
+        check_whole("warmup_epochs", warmup_epochs, 0)
         check_number("alpha_lr", alpha_lr, 0.0, math.inf)
         check_number("alpha_weight_decay", alpha_weight_decay, 0.0, math.inf)
         if defence is not None and defence not in DEFENCES:
             raise NasforgeError(f"defence: '{defence}' is not allowed (allowed: {', '.join(DEFENCES)}, or none)")
+        if type(order) is not int or order not in ORDERS:
+            raise NasforgeError(f"order: {order!r} is not allowed (allowed: {', '.join(map(str, ORDERS))})")
+        if order != 1 and self.name != Darts.name:  # the unrolled step differentiates the mixed ops
+            raise NasforgeError(f"order: {self.name} is first order only (allowed: 1)")
+        self.order = order
         self.alpha_lr, self.alpha_weight_decay, self.defence = alpha_lr, alpha_weight_decay, defence
+        self.warmup_epochs = warmup_epochs
 
     def _setup(self) -> None:
-        shape = (len(self.supernet.sizes), max(self.supernet.sizes))
+        shape = (len(self.supernet.weight_sizes), max(self.supernet.weight_sizes))
         # the paper's init: 1e-3 * N(0, 1), near-uniform mixing weights
         self.alpha = (1e-3 * torch.randn(shape, generator=self.generator)).to(self._device).requires_grad_()
         self.alpha_optimizer = torch.optim.Adam([self.alpha], lr=self.alpha_lr, betas=self.alpha_betas,
                                                 weight_decay=self.alpha_weight_decay)
 
     def logits(self) -> torch.Tensor:
-        """alpha with the padding columns of decisions with fewer options at -inf: they get no weight and
+        """alpha with the padding columns of rows with fewer options at -inf: they get no weight and
         are never sampled (every NB201 edge has all 5 options; MobileNet's decisions have 2 or 3)."""
-        sizes = torch.tensor(self.supernet.sizes, device=self.alpha.device)
+        sizes = torch.tensor(self.supernet.weight_sizes, device=self.alpha.device)
         padding = torch.arange(self.alpha.shape[1], device=self.alpha.device)[None, :] >= sizes[:, None]
         return self.alpha.masked_fill(padding, -math.inf)
 
@@ -82,7 +103,11 @@ class Darts(OneShot):
         return self.supernet(x, weights=weights.detach() if detach else weights)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.alpha_step(x_val, y_val)
+        if len(self.log) >= self.warmup_epochs:  # the log holds one row per finished epoch
+            if self.order == 2:
+                self.unrolled_alpha_step(x, y, x_val, y_val)
+            else:
+                self.alpha_step(x_val, y_val)
         logits = self.arch_forward(x, detach=True)
         loss = self.loss(logits, y)
         self.weight_step(loss)
@@ -94,8 +119,30 @@ class Darts(OneShot):
         (self.alpha.grad,) = torch.autograd.grad(loss, [self.alpha])
         self.alpha_optimizer.step()
 
+    def unrolled_alpha_step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+        """One Adam step of alpha with the second-order gradient (see the module); the weights and their
+        gradients are left untouched (the virtual weights go through `functional_call`)."""
+        names, w = zip(*self.supernet.named_parameters())
+        xi = self.optimizer.param_groups[0]["lr"]
+
+        def loss(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+            return self.loss(functional_call(self.supernet, dict(zip(names, params)), (x,), {"weights": weights}), y)
+
+        def grad(value: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+            return list(torch.autograd.grad(value, inputs, allow_unused=True, materialize_grads=True))
+
+        weights = self.probs()
+        unrolled = [(p - xi * g).detach().requires_grad_() for p, g in zip(w, grad(loss(w, x, y, weights.detach()), w))]
+        alpha_grad, *dw = grad(loss(unrolled, x_val, y_val, weights), [self.alpha, *unrolled])
+        eps = 0.01 / torch.cat([g.flatten() for g in dw]).norm()
+        train_grad = [grad(loss([p.detach() + sign * eps * g for p, g in zip(w, dw)], x, y, self.probs()), [self.alpha])[0]
+                      for sign in (1, -1)]
+        self.alpha.grad = alpha_grad - xi * (train_grad[0] - train_grad[1]) / (2 * eps)
+        self.alpha_optimizer.step()
+
     def derive(self) -> Arch:
-        """The strongest non-`none` op of each edge under the current alpha."""
+        """The supernet's derivation under the current alpha: the strongest non-`none` op of each edge (in the
+        darts space, of the 2 strongest incoming edges of each node: DARTS' genotype)."""
         return self.supernet.derive(self.probs().detach())
 
     def candidates(self) -> list[Arch]:
@@ -103,7 +150,8 @@ class Darts(OneShot):
 
     def monitor(self) -> dict[str, Any]:
         arch = self.derive()
-        ops = [str(choice.options[i]) for choice, i in zip(self.space.choices, self.space.decisions(arch))]
+        ops = [str(choice.options[i]) for choice, i in zip(self.space.choices, self.space.decisions(arch))
+               if isinstance(choice.options[i], str)]  # the op decisions (not the darts space's inputs)
         return {"arch": arch.key, "skip_share": sum("skip" in op for op in ops) / len(ops),
                 "pool_share": sum("pool" in op for op in ops) / len(ops), "alpha_entropy": self.alpha_entropy(),
                 **({"aux_skip": self.supernet.aux_skip} if self.defence else {})}

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from nasforge.oneshot.supernet import Supernet
+from nasforge.oneshot.supernet import Supernet, mixed_edge
 from nasforge.spaces.base import Arch
 from nasforge.spaces.nb201 import EDGES, NB201_OPS, NODES, OP_FACTORIES, NB201Network, NB201Space, _ResidualReduction
 
@@ -49,15 +49,8 @@ class _SuperCell(nn.Module):
 
     def _edge(self, k: int, x: torch.Tensor, weights: torch.Tensor, path: Sequence[int] | None,
               aux_skip: float) -> torch.Tensor:
-        ops, w = self.edges[k], weights[k]
-        if path is None:  # mixed op; `none` adds w * 0 = 0 and is left out (alpha_none still gets its softmax gradient)
-            out = reduce(operator.add, (w[o] * op(x) for o, op in enumerate(ops) if o != NONE))
-        else:  # straight-through sample: the chosen op scaled by its (one-valued) weight, the zero-valued rest added
-            o = path[k]
-            out = w[o] * ops[o](x) + torch.cat([w[:o], w[o + 1:]]).sum()
-        # DARTS- (Chu et al., 2021): an auxiliary skip connection, decayed to zero over the search, carries
-        # the residual gradient so that the skip_connect op no longer wins by providing it
-        return out + aux_skip * x if aux_skip else out
+        """Edge `k` mixed (`path` None) or straight-through, as `mixed_edge` defines them."""
+        return mixed_edge(self.edges[k], x, weights[k], None if path is None else path[k], NONE, aux_skip)
 
 
 class NB201Supernet(Supernet):

@@ -4,17 +4,24 @@ A supernet holds every candidate op of every decision of a `ChoiceSpace` once, w
 (Bender et al., 2018, "Understanding and Simplifying One-Shot Architecture Search"). `forward` runs it
 in one of three modes, chosen by which of `weights` and `path` are given:
 
-- `weights` only, a (choices, options) tensor: every op, summed with those weights — DARTS' mixed op
-  (Liu et al., 2019) when the rows are softmax(alpha);
+- `weights` only, a (rows, options) tensor, one row per `weight_sizes` entry: every op, summed with
+  those weights — DARTS' mixed op (Liu et al., 2019) when the rows are softmax(alpha);
 - `path` only, one option index per decision: only the chosen ops run (SPOS, ENAS), with the same
   arithmetic as the standalone network of that architecture, so `extract(path)` gives identical outputs;
 - both: only `path`'s ops run, each scaled by its weight, and the other weights are added as zeros
-  that carry gradient — GDAS' straight-through Gumbel sample (Dong & Yang, 2019).
+  that carry gradient — GDAS' straight-through Gumbel sample (Dong & Yang, 2019); here `path` holds one
+  option index per row of `weights`.
+
+The rows of `weights` are the space's decisions unless a supernet says otherwise (`weight_sizes`,
+`derivable`, `derive`): DARTS' own supernet weighs every op of each of its 14 edges per cell, while the
+darts space decides an (op, input) pair per node input.
 """
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
+from functools import reduce
 from typing import Sequence
 
 import torch
@@ -24,14 +31,14 @@ from nasforge.errors import NasforgeError
 from nasforge.spaces.base import Arch
 from nasforge.spaces.choices import ChoiceSpace
 
-__all__ = ["Supernet", "recalibrate_bn"]
+__all__ = ["Supernet", "mixed_edge", "recalibrate_bn"]
 
 
 class Supernet(nn.Module, ABC):
     """A network holding every architecture of `space` with shared weights.
 
-    `derivable` is a (choices, options) bool mask of the options a derivation may pick (NB201's
-    derivation never picks `none`); options beyond a choice's count are never derivable.
+    `derivable` is a (rows, options) bool mask of the options a derivation may pick (NB201's
+    derivation never picks `none`); options beyond a row's count are never derivable.
     """
 
     space: ChoiceSpace
@@ -42,9 +49,15 @@ class Supernet(nn.Module, ABC):
         return tuple(len(c.options) for c in self.space.choices)
 
     @property
+    def weight_sizes(self) -> tuple[int, ...]:
+        """The number of options of each row of `weights` (mixed and straight-through modes): by default
+        one row per decision, `sizes`."""
+        return self.sizes
+
+    @property
     @abstractmethod
     def derivable(self) -> torch.Tensor:
-        """(choices, max options) bool mask of the options a derivation may pick."""
+        """(rows, max options) bool mask of the options a derivation may pick."""
 
     @abstractmethod
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None,
@@ -60,9 +73,25 @@ class Supernet(nn.Module, ABC):
         return tuple(self.space.decisions(arch))
 
     def derive(self, weights: torch.Tensor) -> Arch:
-        """The architecture of the strongest derivable option of each decision (DARTS' derivation)."""
+        """The architecture of the strongest derivable option of each decision (DARTS' derivation), for
+        the default layout of one row of `weights` per decision."""
         masked = weights.detach().cpu().masked_fill(~self.derivable, -torch.inf)
         return self.space.decode([int(i) for i in masked.argmax(1)])
+
+
+def mixed_edge(ops: Sequence[nn.Module], x: torch.Tensor, w: torch.Tensor, choice: int | None, none: int,
+               aux_skip: float = 0.0) -> torch.Tensor:
+    """One cell edge of candidate `ops` on `x` under its row of weights `w`: with `choice` None, DARTS' mixed
+    op, every op but `none` weighted and summed (`none` adds w * 0 = 0, and its weight still gets the
+    softmax's gradient); else the straight-through sample, the chosen op scaled by its (one-valued) weight
+    plus the zero-valued rest. DARTS- (Chu et al., 2021) adds `aux_skip` * x: an auxiliary skip connection,
+    decayed to zero over the search, carries the residual gradient, so the skip_connect op no longer wins
+    by providing it."""
+    if choice is None:
+        out = reduce(operator.add, (w[o] * op(x) for o, op in enumerate(ops) if o != none))
+    else:
+        out = w[choice] * ops[choice](x) + torch.cat([w[:choice], w[choice + 1:]]).sum()
+    return out + aux_skip * x if aux_skip else out
 
 
 @torch.no_grad()

@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import Arch, PathEncodable, Scalable, canonical_json, check_scale, json_object, path_feature
+from nasforge.spaces.base import Arch, HasSupernet, PathEncodable, Scalable, canonical_json, check_scale, json_object, path_feature
 from nasforge.spaces.choices import Choice, ChoiceSpace
 from nasforge.spaces.ops import AvgPool3x3, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
@@ -106,7 +106,7 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class DartsSpace(ChoiceSpace, PathEncodable, Scalable):
+class DartsSpace(ChoiceSpace, PathEncodable, HasSupernet, Scalable):
     """DARTS' cell space and its evaluation network: `channels` initial channels (C), `cells` cells
     (layers), a stem of `stem_multiplier` * C channels, and optionally the auxiliary tower.
 
@@ -232,6 +232,13 @@ class DartsSpace(ChoiceSpace, PathEncodable, Scalable):
         return DartsNetwork(value["normal"], value["reduce"], tuple(input_shape), num_classes, channels=self.channels,
                             cells=self.cells, stem_multiplier=self.stem_multiplier, auxiliary=self.auxiliary)
 
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        """DARTS' weight-sharing supernet of this space (`nasforge.oneshot.darts_supernet.DartsSupernet`);
+        bad shapes are refused as by `build`."""
+        from nasforge.oneshot.darts_supernet import DartsSupernet  # the oneshot package builds on this module
+
+        return DartsSupernet(self, input_shape, num_classes)
+
 
 def _pair_decisions(cell: str, pairs: Any) -> list[int]:
     """The (op, input) decision indices of one cell's 8 pairs; a bad pair raises naming its position."""
@@ -254,6 +261,12 @@ def _pair_decisions(cell: str, pairs: Any) -> list[int]:
     return decisions
 
 
+def edge_op(op: str, c: int, reduction: bool, node_input: int) -> nn.Module:
+    """The module of `op` on an edge from state `node_input` of a cell of `c` channels: stride 2 on the
+    edges from a reduction cell's inputs (states 0 and 1)."""
+    return OP_FACTORIES[op](c, 2 if reduction and node_input < 2 else 1)
+
+
 class _Cell(nn.Module):
     """One cell of the evaluation network (DARTS' model.Cell): preprocess both inputs to `c` channels,
     compute 4 nodes, concatenate them (4 * c channels). Edges from the cell inputs of a reduction
@@ -265,10 +278,9 @@ class _Cell(nn.Module):
         # the previous cell halved the resolution: bring the older input down to match
         self.preprocess0 = FactorizedReduce(c_prev_prev, c) if reduction_prev else ReLUConvBN(c_prev_prev, c, 1, 1, 0)
         self.preprocess1 = ReLUConvBN(c_prev, c, 1, 1, 0)
+        self.c, self.reduction = c, reduction
         self.inputs = [node_input for _, node_input in pairs]
-        self.ops = nn.ModuleList(
-            OP_FACTORIES[op](c, 2 if reduction and node_input < 2 else 1) for op, node_input in pairs
-        )
+        self.ops = nn.ModuleList(edge_op(op, c, reduction, node_input) for op, node_input in pairs)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
