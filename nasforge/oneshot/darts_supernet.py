@@ -38,8 +38,8 @@ __all__ = ["DartsSupernet"]
 
 NONE = DARTS_OPS.index("none")
 OFFSETS = [sum(range(2, node + 2)) for node in range(NODES)]  # node i's first edge: 0, 2, 5, 9
-EDGES = OFFSETS[-1] + NODES + 1  # 14 per cell
-PAIRS = 2 * NODES  # the space's (op, input) pairs per cell, two per node
+EDGES = sum(node + 2 for node in range(NODES))  # 14 per cell
+DECISIONS = 4 * NODES  # the space's decisions per cell type: an op and an input for each of 2 pairs per node
 
 
 class _SuperCell(nn.Module):
@@ -118,7 +118,7 @@ class DartsSupernet(Supernet):
         for cell in self.cells:
             t = int(cell.reduction)
             if weights is None:
-                rows, choices = None, path[t * 2 * PAIRS:(t + 1) * 2 * PAIRS]
+                rows, choices = None, path[t * DECISIONS:(t + 1) * DECISIONS]
             else:
                 rows = weights[t * EDGES:(t + 1) * EDGES]
                 choices = None if path is None else path[t * EDGES:(t + 1) * EDGES]
@@ -136,7 +136,7 @@ class DartsSupernet(Supernet):
                 return subnet_key
             cell, pair = int(match[2]), int(match[3])
             t = int(self.cells[cell].reduction)
-            op, node_input = path[t * 2 * PAIRS + 2 * pair], path[t * 2 * PAIRS + 2 * pair + 1]
+            op, node_input = path[t * DECISIONS + 2 * pair], path[t * DECISIONS + 2 * pair + 1]
             return f"{match[1]}edges.{OFFSETS[pair // 2] + node_input}.{op}.{subnet_key[match.end():]}"
 
         net.load_state_dict({k: state[key(k)].clone() for k in net.state_dict()})
