@@ -42,9 +42,8 @@ from nasforge.spaces import create_space
 
 SPACES = {"nb201": ((3, 32, 32), 10), "mobilenet": ((3, 224, 224), 1000)}
 BACKENDS = ("onnxruntime", "eager")
-WARMUP, REPEATS = 5, 15  # per timing; the median of 15 calls
-CALIBRATION = 5
-#: (networks to fit the learned predictor on, networks measured 3 times for repeat_cv): full and --quick
+WARMUP, REPEATS = 5, 30  # per timing; the median of 30 calls
+#: (networks that calibrate the table and fit the learned predictor, networks measured 3 times for repeat_cv)
 EXTRA = {False: (20, 10), True: (10, 5)}
 
 
@@ -58,48 +57,47 @@ def accuracy(predicted: list[float], measured: list[float]) -> dict[str, float]:
 def measure_space(name: str, backend: str, archs: int, seed: int = 0, quick: bool = False, clock: str = "cpu") -> dict:
     space = create_space(name)
     shape, classes = SPACES[name]
-    rng = np.random.default_rng(seed)
+    rng, other = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     build = [space.build(space.sample(rng), shape, classes) for _ in range(archs)]
-    other = np.random.default_rng(seed + 1)
-    calibration = [space.build(space.sample(other), shape, classes) for _ in range(CALIBRATION)]
-    train, repeated = EXTRA[quick]
-    training = [space.build(space.sample(other), shape, classes) for _ in range(train)]
+    calibrating, repeated = EXTRA[quick]
+    calibration = [space.build(space.sample(other), shape, classes) for _ in range(calibrating)]
     table = LatencyTable(space=name, backend=backend, device=device_name(backend), threads=1, batch_size=1,
                          input_shape=shape, num_classes=classes, warmup=WARMUP, repeats=REPEATS, clock=clock)
     started = time.perf_counter()
-    table.calibrate(calibration)
-    measured, repeats = [], {i: [] for i in range(min(repeated, archs))}
-    for i, model in enumerate(build):
-        table.add(model)
-        measured.append(table.measure(model))
-        if i in repeats:
-            repeats[i].append(measured[-1])
-        if i % max(1, archs // 3) == 0:  # repeats spread over the run: two more per repeated network
-            for j in repeats:
-                if j <= i and len(repeats[j]) < 3:
-                    repeats[j].append(table.measure(build[j]))
-    for j in repeats:
-        while len(repeats[j]) < 3:
-            repeats[j].append(table.measure(build[j]))
+    # one pass over the tested and the calibration networks, interleaved, each measured right after its new
+    # units are timed: a machine that drifts (other jobs, clock speed) drifts for the units, the measured
+    # networks and the calibration alike; the repeats of `repeated` networks are spread over the pass
+    order = sorted([(i / archs, "test", i) for i in range(archs)]  # (when in the pass, kind, index)
+                   + [((j + 0.5) / calibrating, "calibration", j) for j in range(calibrating)]
+                   + [(j / archs + k / 3, "repeat", j) for j in range(min(repeated, archs)) for k in (1, 2)])
+    models = {"test": build, "calibration": calibration, "repeat": build}
+    measured: dict[str, dict[int, list[float]]] = {kind: {} for kind in models}
+    for _, kind, i in order:
+        table.add(models[kind][i])
+        measured[kind].setdefault(i, []).append(table.measure(models[kind][i]))
+    latencies = [measured["calibration"][j][0] for j in range(calibrating)]
+    table.calibrate(calibration, latencies)
     predicted = [table.predict(model) for model in build]
-    predictor = LatencyPredictor(table).fit(training, [table.measure(model) for model in training])
+    tested = [measured["test"][i][0] for i in range(archs)]
+    predictor = LatencyPredictor(table).fit(calibration, latencies)
     learned = [predictor.predict(model) for model in build]
-    cv = [np.std(r) / np.mean(r) for r in repeats.values()]
-    return {**accuracy(predicted, measured), "repeat_cv": float(np.mean(cv)),
-            "predictor": accuracy(learned, measured), "units": len(table.units), "overhead_ms": table.overhead_ms,
-            "median_measured_ms": float(np.median(measured)), "seconds": time.perf_counter() - started,
-            "archs": archs, "clock": clock}
+    cv = [np.std(r) / np.mean(r) for r in (measured["test"][j] + measured["repeat"][j] for j in measured["repeat"])]
+    return {**accuracy(predicted, tested), "repeat_cv": float(np.mean(cv)),
+            "predictor": accuracy(learned, tested), "units": len(table.units), "overhead_ms": table.overhead_ms,
+            "scale": table.scale, "median_measured_ms": float(np.median(tested)),
+            "seconds": time.perf_counter() - started, "archs": archs, "clock": clock}
 
 
 def report(results: dict) -> str:
     header = ["space", "backend", "archs", "units", "median ms", "Spearman", "MAPE", "within ±10 %", "repeat CV",
-              "predictor: Spearman / MAPE / within ±10 %", "seconds"]
+              "scale, overhead ms", "predictor: Spearman / MAPE / within ±10 %", "seconds"]
     rows = []
     for name, backends in results.items():
         for backend, r in backends.items():
             p = r["predictor"]
             rows.append([name, backend, r["archs"], r["units"], f"{r['median_measured_ms']:.2f}", f"{r['spearman']:.3f}",
                          f"{100 * r['mape']:.1f} %", f"{100 * r['within_10pct']:.1f} %", f"{100 * r['repeat_cv']:.1f} %",
+                         f"{r['scale']:.3f}, {r['overhead_ms']:.2f}",
                          f"{p['spearman']:.3f} / {100 * p['mape']:.1f} % / {100 * p['within_10pct']:.1f} %",
                          f"{r['seconds']:.0f}"])
     clock = next(iter(next(iter(results.values())).values()))["clock"]

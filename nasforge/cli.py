@@ -210,7 +210,7 @@ def latency_table(space: str = typer.Option(..., help="Search space name."),
                   batch_size: int = typer.Option(1, help="Batch size."),
                   clock: str = typer.Option("wall", help="wall, or cpu: the thread's CPU time (threads 1; leaves out waits for a busy machine's cores)."),
                   samples: int = typer.Option(100, help="Random architectures whose units are measured."),
-                  calibration: int = typer.Option(5, help="Further random architectures measured whole, for the overhead."),
+                  calibration: int = typer.Option(5, help="Further random architectures measured whole, for the scale and overhead."),
                   seed: int = typer.Option(0, help="Seed of the random architectures.")) -> None:
     """Measure a latency lookup table: every distinct unit of SAMPLES random architectures, once."""
     import numpy as np
@@ -229,7 +229,7 @@ def latency_table(space: str = typer.Option(..., help="Search space name."),
     table = build_table(the_space, archs[:samples], input_shape=shape, num_classes=num_classes, backend=backend,
                         threads=threads, batch_size=batch_size, calibration=archs[samples:], clock=clock)
     table.save(out_path)
-    out.print(f"{len(table.units)} units, overhead {table.overhead_ms:.3f} ms, {backend} on {table.device}: {out_path}")
+    out.print(f"{len(table.units)} units, scale {table.scale:.3f}, overhead {table.overhead_ms:.3f} ms, {backend} on {table.device}: {out_path}")
 
 
 @app.command()

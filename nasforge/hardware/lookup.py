@@ -1,6 +1,6 @@
 """Latency lookup tables (FBNet, Wu et al., 2019; Once-for-All, Cai et al., 2020): each distinct unit of a
-network is timed once on this device, and a network's latency is predicted as the sum of its units plus a
-measured fixed overhead.
+network is timed once on this device, and a network's latency is predicted from the sum of its units,
+calibrated on a few networks measured whole.
 
 A *unit* is found on the built network itself, so every space (and every block type added to one) works
 without a per-space list: starting from the root, modules that route data — `ModuleList` / `ModuleDict`
@@ -12,17 +12,22 @@ same configuration at the same resolution share one entry, and a block at anothe
 network with the same key costs the same.
 
 Each unit is timed alone on the table's backend, minus the time of an empty call (`nn.Identity`) on an
-input of the same shape: what remains is its compute, not the per-call cost of the runtime. The fixed
-overhead (the runtime's one call per network, additions and concatenations outside units) is the median,
-over a few calibration networks, of measured minus summed latency. ONNX Runtime folds constants and drops
-dead code, so its tables count only the units whose output depends on the input and reaches the output.
+input of the same shape: what remains is its compute, not the per-call cost of the runtime. A network's
+prediction is `scale` times the sum of its units plus `overhead_ms`, both fitted by least squares on a few
+calibration networks measured whole (`LatencyTable.calibrate`): the overhead is what a network costs once
+(the runtime's call, the input and output copies), the scale what grows with the network and units timed
+alone miss or overcount (additions and Python dispatch between units; the per-call cost left after the empty
+call's; caches, which a unit timed alone has to itself). ONNX Runtime folds constants
+and drops dead code, so its tables count only the units whose output depends on the input and reaches the
+output.
 
 Where the sum is poor — tiny units whose runtime fuses or prunes them inside a whole graph, as ONNX Runtime
 does with NB201's 16-channel cells — `LatencyPredictor` learns the whole network's latency from measured
 networks instead, from per-unit-class sums of the table's entries.
 
-Tables are JSON, tagged with the space, its options, the backend, device, threads, batch size and input
-they were measured for; `load_table` refuses one measured for another space or backend unless told.
+Tables are JSON (format 2: format 1 had no `scale`, and reads as scale 1), tagged with the space, its options,
+the backend, device, threads, batch size and input they were measured for; `load_table` refuses one measured
+for another space or backend unless told.
 
 >>> from nasforge.spaces import create_space
 >>> space = create_space("nb201", channels=4, cells_per_stage=1)
@@ -54,7 +59,9 @@ from nasforge.spaces.base import Arch, SearchSpace
 
 __all__ = ["LatencyPredictor", "LatencyTable", "build_table", "device_name", "load_table", "model_units"]
 
-FORMAT = 1
+FORMAT = 2
+#: the formats `load_table` reads: format 1 is format 2 without `scale` (which then is 1)
+READABLE = (1, 2)
 
 
 def device_name(backend: str = "onnxruntime") -> str:
@@ -157,7 +164,8 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...], *, grad: bool,
 
 @dataclass
 class LatencyTable:
-    """Unit key -> milliseconds (compute only), the fixed overhead, and what they were measured on."""
+    """Unit key -> milliseconds timed alone (compute only), the calibration (`scale`, `overhead_ms`) that turns
+    their sum into a network's latency, and what they were measured on."""
 
     space: str
     backend: str
@@ -167,6 +175,7 @@ class LatencyTable:
     input_shape: tuple[int, ...]
     num_classes: int
     overhead_ms: float = 0.0
+    scale: float = 1.0
     units: dict[str, float] = field(default_factory=dict)
     space_options: dict[str, Any] = field(default_factory=dict)
     warmup: int = 10
@@ -175,7 +184,7 @@ class LatencyTable:
     _empty_ms: dict[tuple[int, ...], float] = field(default_factory=dict, repr=False, compare=False)
 
     def predict(self, model: nn.Module, *, measure_missing: bool = False) -> float:
-        """Predicted milliseconds of `model` (batch `batch_size`, `input_shape`): its units' sum plus the overhead.
+        """Predicted milliseconds of `model` (batch `batch_size`, `input_shape`): the overhead plus its units' entries.
 
         A unit not in the table raises, naming it, unless `measure_missing`: then it is timed now (on this
         machine, with the table's settings) and added to the table.
@@ -189,10 +198,11 @@ class LatencyTable:
         return total
 
     def entry(self, key: str, module: nn.Module, shape: tuple[int, ...]) -> float:
-        """The milliseconds of unit `key` (`module` on inputs of `shape`), timed now and added when missing."""
+        """The milliseconds unit `key` (`module` on inputs of `shape`) adds to a network: `scale` times its
+        time alone, timed now and added when missing."""
         if key not in self.units:
             self.units[key] = self._measure(module, shape)
-        return self.units[key]
+        return self.scale * self.units[key]
 
     def units_of(self, model: nn.Module) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
         """The unit calls of `model` this table counts: with ONNX Runtime, which folds constants and drops
@@ -213,18 +223,32 @@ class LatencyTable:
                                backend=self.backend, warmup=self.warmup, repeats=self.repeats,
                                clock=self.clock).median_ms
 
-    def calibrate(self, models: Sequence[nn.Module]) -> float:
-        """Set the fixed overhead to the median of measured minus summed latency over `models`; returns it."""
+    def calibrate(self, models: Sequence[nn.Module], latencies_ms: Sequence[float] | None = None) -> tuple[float, float]:
+        """Fit `scale` and `overhead_ms` so that predictions match `models`' measured latencies (`latencies_ms`,
+        or measured now with the table's settings); returns them. Units missing from the table are timed.
+
+        measured ~ scale * (sum of the units timed alone) + overhead, by least squares on relative errors
+        (the target is a relative one: within +-10 %), scale >= 0. Networks whose sums are all equal (one
+        network, say) cannot tell a scale from an overhead: the scale is then 1 and the overhead their median
+        residual.
+        """
+        from scipy.optimize import lsq_linear
+
         if not models:
             raise NasforgeError("calibration: needs at least one network")
+        if latencies_ms is not None and len(latencies_ms) != len(models):
+            raise NasforgeError(f"latencies_ms: expected one per network ({len(models)}), got {len(latencies_ms)}")
         for model in models:
             self.add(model)
-        residuals = []
-        for model in models:
-            self.overhead_ms = 0.0
-            residuals.append(self.measure(model) - self.predict(model))
-        self.overhead_ms = float(np.median(residuals))
-        return self.overhead_ms
+        sums = np.array([sum(self.units[key] for key, _, _ in self.units_of(model)) for model in models])
+        measured = np.array([self.measure(model) for model in models] if latencies_ms is None else latencies_ms, float)
+        if np.ptp(sums) > 0:
+            fit = lsq_linear(np.stack([sums, np.ones_like(sums)], 1) / measured[:, None], np.ones_like(sums),
+                             bounds=([0.0, -np.inf], [np.inf, np.inf]), method="bvls")
+            self.scale, self.overhead_ms = map(float, fit.x)
+        else:
+            self.scale, self.overhead_ms = 1.0, float(np.median(measured - sums))
+        return self.scale, self.overhead_ms
 
     def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
         settings = dict(batch_size=self.batch_size, threads=self.threads, backend=self.backend,
@@ -246,7 +270,7 @@ def build_table(space: SearchSpace, archs: Sequence[Arch], *, input_shape: tuple
                 backend: str = "onnxruntime", threads: int = 1, batch_size: int = 1,
                 calibration: Sequence[Arch] = (), warmup: int = 10, repeats: int = 30, clock: str = "wall",
                 space_options: dict[str, Any] | None = None) -> LatencyTable:
-    """A table of every distinct unit of `archs`' networks, its overhead measured on `calibration`'s.
+    """A table of every distinct unit of `archs`' networks, calibrated (scale and overhead) on `calibration`'s.
 
     `clock` is `measure_latency`'s (`"cpu"` needs threads=1). Networks are built inside a forked torch RNG
     (the global RNG is left as it was); weights do not change latency.
@@ -275,8 +299,9 @@ def load_table(path: str | Path, *, space: str | None = None, backend: str | Non
         data = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise NasforgeError(f"latency_table: {path} is not JSON") from None
-    if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
-        raise NasforgeError(f"latency_table: {path} is not a nasforge latency table (format {FORMAT})")
+    if not isinstance(data, dict) or data.pop("format", None) not in READABLE:
+        raise NasforgeError(f"latency_table: {path} is not a nasforge latency table (format "
+                            f"{' or '.join(map(str, READABLE))})")
     try:
         table = LatencyTable(**{**data, "input_shape": tuple(data["input_shape"])})
     except (TypeError, KeyError) as error:
@@ -291,20 +316,25 @@ def load_table(path: str | Path, *, space: str | None = None, backend: str | Non
 
 class LatencyPredictor:
     """A learned latency model (option for spaces where the table's sum is poor): ridge regression
-    (scikit-learn, on standardised features; `alpha` its penalty) of measured whole-network milliseconds on, for each unit class, the number of units and
-    the sum of their table entries. Linear in the table's entries, so it stays close to the table where
-    the table is right, and learns how much of each kind of unit the runtime hides inside a whole graph."""
+    (scikit-learn, on standardised features) of measured whole-network milliseconds on, for each unit class,
+    the number of units and the sum of their table entries. Linear in the table's entries, so it stays close
+    to the table where the table is right, and learns how much of each kind of unit the runtime hides inside
+    a whole graph. Its penalty `alpha` is chosen by leave-one-out cross-validation (`RidgeCV`) unless given:
+    with two features per unit class and the few tens of networks one measures, a fixed one overfits."""
 
-    def __init__(self, table: LatencyTable, *, alpha: float = 1.0) -> None:
-        if not alpha >= 0:
-            raise NasforgeError(f"alpha: must be >= 0, got {alpha!r}")
+    #: the penalties leave-one-out chooses among when `alpha` is None
+    ALPHAS = tuple(np.logspace(-3, 3, 13))
+
+    def __init__(self, table: LatencyTable, *, alpha: float | None = None) -> None:
+        if alpha is not None and not alpha >= 0:
+            raise NasforgeError(f"alpha: must be >= 0 or None (chosen by cross-validation), got {alpha!r}")
         self.table, self.alpha = table, alpha
         self.classes: list[str] = []
         self._model: Any = None
 
     def fit(self, models: Sequence[nn.Module], latencies_ms: Sequence[float]) -> "LatencyPredictor":
         """Fit on networks and their measured latencies (the table's settings); units missing from the table are timed."""
-        from sklearn.linear_model import Ridge
+        from sklearn.linear_model import Ridge, RidgeCV
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -313,7 +343,8 @@ class LatencyPredictor:
         units = [self._units(model) for model in models]
         self.classes = sorted({cls for found in units for cls in found})
         features = np.array([self._features(u) for u in units])
-        self._model = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha)).fit(features, np.asarray(latencies_ms))
+        ridge = RidgeCV(alphas=self.ALPHAS) if self.alpha is None else Ridge(alpha=self.alpha)
+        self._model = make_pipeline(StandardScaler(), ridge).fit(features, np.asarray(latencies_ms))
         return self
 
     def predict(self, model: nn.Module) -> float:

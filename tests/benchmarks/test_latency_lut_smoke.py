@@ -20,7 +20,6 @@ def test_accuracy_statistics_by_hand():
 
 def test_a_tiny_run_reports_every_field(monkeypatch):
     monkeypatch.setitem(latency_lut.SPACES, "nb201", ((3, 16, 16), 10))
-    monkeypatch.setattr(latency_lut, "CALIBRATION", 2)
     monkeypatch.setitem(latency_lut.EXTRA, True, (3, 2))
     r = latency_lut.measure_space("nb201", "eager", archs=4, quick=True)
     assert {"spearman", "mape", "within_10pct", "repeat_cv", "predictor"} <= set(r)

@@ -1,8 +1,9 @@
-"""Latency lookup tables: units keyed by configuration, prediction = sum + overhead, JSON round trip,
-refusal of a table measured for another backend or space, the learned predictor, and use in a search."""
+"""Latency lookup tables: units keyed by configuration, prediction = scale x sum + overhead and its calibration,
+JSON round trip, refusal of a table measured for another backend or space, the learned predictor, and the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -63,8 +64,8 @@ def test_mobilenet_units_are_its_blocks():
 def test_prediction_is_the_sum_of_entries_plus_overhead(small):
     space, archs, table = small
     model = space.build(archs[0], SHAPE, 10)
-    expected = table.overhead_ms + sum(table.units[key] for key, _, _ in table.units_of(model))
-    assert table.predict(model) == pytest.approx(expected, rel=1e-12)
+    expected = table.overhead_ms + table.scale * sum(table.units[key] for key, _, _ in table.units_of(model))
+    assert table.predict(model) == pytest.approx(expected, rel=1e-12) and table.scale >= 0
     assert all(np.isfinite(list(table.units.values()))) and min(table.units.values()) >= 0
 
 
@@ -78,7 +79,60 @@ def test_a_missing_unit_is_refused_by_name_or_measured(small):
     assert len(copy.units) > len(table.units) and all(v >= 0 for v in copy.units.values())
     # the overhead may be negative (units timed alone can cost more than inside a network), so the check
     # is the sum with the newly measured units in it, not the sign of a tiny network's prediction
-    assert predicted == pytest.approx(copy.overhead_ms + sum(copy.units[k] for k, _, _ in copy.units_of(other)), rel=1e-12)
+    assert predicted == pytest.approx(copy.overhead_ms + copy.scale * sum(copy.units[k] for k, _, _ in copy.units_of(other)),
+                                      rel=1e-12)
+
+
+def _sums(table, models):
+    return np.array([sum(table.units[k] for k, _, _ in table.units_of(m)) for m in models])
+
+
+def _constructed(table, models):
+    """A copy of `table` whose entries for `models`' units are made up (0.1, 0.15, 0.2, ... ms, distinct): the
+    fits below are checked on exactly known numbers, not on timings of tiny units that are mostly noise."""
+    keys = sorted({k for m in models for k, _, _ in table.units_of(m)})
+    return dataclasses.replace(table, units={k: 0.1 + 0.05 * i for i, k in enumerate(keys)}, scale=1.0)
+
+
+def test_calibration_recovers_a_scale_and_an_overhead(small):
+    space, archs, table = small
+    models = [space.build(a, SHAPE, 10) for a in archs]
+    table = _constructed(table, models)
+    sums = _sums(table, models)
+    assert len(set(sums)) == 4
+    # a runtime where units cost 1.7x their time alone and a network 0.25 ms once
+    assert table.calibrate(models[:3], list(1.7 * sums[:3] + 0.25)) == pytest.approx((1.7, 0.25), rel=1e-9)
+    assert table.predict(models[3]) == pytest.approx(1.7 * sums[3] + 0.25, rel=1e-9)  # a network it was not fit on
+    # latency that falls as the units grow is noise, not a negative cost: the scale stops at 0
+    scale, overhead = table.calibrate(models, list(50.0 - sums))
+    assert scale == 0 and min(50.0 - sums) <= overhead <= max(50.0 - sums)
+
+
+def test_calibration_weighs_relative_errors(small):
+    space, archs, table = small
+    models = [space.build(a, SHAPE, 10) for a in archs]
+    table = _constructed(table, models)
+    sums = _sums(table, models)
+    measured = 2.0 * sums + 0.1
+    measured[np.argmax(sums)] *= 1.3  # no line fits them all: where the error goes is the fit's choice
+    table.calibrate(models, list(measured))
+    relative = np.abs([table.predict(m) for m in models] - measured) / measured
+    # the target is relative (within +-10 %), so is the fit: its squared relative errors are the least, clearly
+    # less than those of an ordinary least-squares line (which favours the slowest network)
+    ordinary = np.abs(np.polyval(np.polyfit(sums, measured, 1), sums) - measured) / measured
+    assert (relative ** 2).sum() < 0.9 * (ordinary ** 2).sum()
+
+
+def test_calibration_on_one_kind_of_network_fits_the_overhead_only(small):
+    space, archs, table = small
+    table = dataclasses.replace(table, units=dict(table.units))
+    model = space.build(archs[0], SHAPE, 10)
+    total = _sums(table, [model])[0]
+    assert table.calibrate([model, model], [total + 0.2, total + 0.4]) == pytest.approx((1.0, 0.3))
+    with pytest.raises(NasforgeError, match="^latencies_ms: expected one per network"):
+        table.calibrate([model], [1.0, 2.0])
+    with pytest.raises(NasforgeError, match="^calibration: needs at least one network"):
+        table.calibrate([])
 
 
 def test_json_round_trip_and_refusals(small, tmp_path):
@@ -90,6 +144,15 @@ def test_json_round_trip_and_refusals(small, tmp_path):
     loaded = load_table(path, space="nb201", backend="onnxruntime")
     model = space.build(archs[1], SHAPE, 10)
     assert loaded.units == table.units and loaded.predict(model) == table.predict(model)
+    assert data["format"] == 2 and (loaded.scale, loaded.overhead_ms) == (table.scale, table.overhead_ms)
+    # format 1 had no scale: it reads as scale 1 (sum plus overhead, what it meant); a newer format is refused
+    (tmp_path / "v1.json").write_text(json.dumps({**{k: v for k, v in data.items() if k != "scale"}, "format": 1}))
+    old = load_table(tmp_path / "v1.json")
+    assert old.scale == 1.0 and old.predict(model) == pytest.approx(
+        old.overhead_ms + sum(old.units[k] for k, _, _ in old.units_of(model)), rel=1e-12)
+    (tmp_path / "v3.json").write_text(json.dumps({**data, "format": 3}))
+    with pytest.raises(NasforgeError, match=r"not a nasforge latency table \(format 1 or 2\)"):
+        load_table(tmp_path / "v3.json")
     with pytest.raises(NasforgeError, match="measured for backend 'onnxruntime', not 'eager'"):
         load_table(path, backend="eager")
     with pytest.raises(NasforgeError, match="measured for space 'nb201', not 'darts'"):
@@ -108,6 +171,22 @@ def test_the_learned_predictor_recovers_a_linear_latency(small):
              for model in models]
     predictor = LatencyPredictor(table, alpha=0.0).fit(models[:3] * 2, truth[:3] * 2)
     assert predictor.predict(models[0]) == pytest.approx(truth[0], rel=1e-6)
+
+
+def test_the_learned_predictors_penalty_is_chosen_by_cross_validation(small):
+    space, _, table = small
+    models = [space.build(space.sample(np.random.default_rng(s)), SHAPE, 10) for s in range(12)]
+    table = _constructed(table, models)
+    # exactly linear in the features: leave-one-out picks the smallest penalty and predicts a network it was not
+    # fit on almost exactly (0.07 % off), where a fixed alpha=1 shrinks the fit (0.7 % off; alpha=10: 5 %)
+    truth = [0.3 + 2.0 * sum(table.units[k] for k, m, _ in table.units_of(model) if isinstance(m, nn.Sequential))
+             for model in models]
+    chosen = LatencyPredictor(table).fit(models[:-1], truth[:-1])
+    fixed = LatencyPredictor(table, alpha=1.0).fit(models[:-1], truth[:-1])
+    assert chosen.predict(models[-1]) == pytest.approx(truth[-1], rel=0.003)
+    assert fixed.predict(models[-1]) != pytest.approx(truth[-1], rel=0.005)
+    with pytest.raises(NasforgeError, match="^alpha: must be >= 0 or None"):
+        LatencyPredictor(table, alpha=-1.0)
 
 
 def test_the_latency_table_command_writes_a_tagged_table(tmp_path, capsys):
