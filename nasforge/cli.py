@@ -42,6 +42,7 @@ def search(
     max_params: Optional[int] = typer.Option(None, help="Reject, unevaluated, candidates with more parameters."),
     max_flops: Optional[float] = typer.Option(None, help="Reject, unevaluated, candidates with more FLOPs (batch 1)."),
     max_latency_ms: Optional[float] = typer.Option(None, help="Reject, unevaluated, candidates slower (CPU, batch 1, median ms)."),
+    devices: Optional[str] = typer.Option(None, help="One-shot strategies: train the supernet data-parallel, one process per device, comma-separated (cpu,cpu or cuda:0,cuda:1); strategy_options.devices in a config."),
     config: Optional[Path] = typer.Option(None, help="YAML file with the same fields; flags win over it."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (runs.db, trials.csv, best.json)."),
     resume: bool = typer.Option(False, help="Continue the run in --out where it stopped."),
@@ -57,6 +58,7 @@ def search(
     flags = dict(space=space, strategy=strategy, estimator=estimator, dataset=dataset, table=table,
                  objective=objective, latency_table=latency_table, budget=budget, max_seconds=max_seconds, epochs=epochs, seed=seed,
                  workers=workers, executor=executor, trial_timeout=trial_timeout,
+                 strategy_options=None if devices is None else {"devices": devices.split(",")},
                  out=None if out_dir is None else str(out_dir))
     limits = {k: v for k, v in {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}.items()
               if v is not None}

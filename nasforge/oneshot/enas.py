@@ -48,7 +48,9 @@ class Enas(OneShot):
         self.weight_step(loss)
         arch = self.controller.ask()
         with torch.no_grad():  # the reward: the sampled subgraph's accuracy on a validation batch, shared weights
-            reward = 100.0 * (self.supernet(x_val, path=self.space.decisions(arch)).argmax(1) == y_val).float().mean().item()
+            accuracy = (self.supernet(x_val, path=self.space.decisions(arch)).argmax(1) == y_val).float().mean()
+        self.mean_over_ranks(accuracy)  # data-parallel: every rank's controller is told the whole batch's reward
+        reward = 100.0 * accuracy.item()
         self.controller.tell(arch, Result(metrics={"val_acc": reward}))
         self._rewards.append(reward)
         return loss.detach(), logits.detach()

@@ -7,6 +7,8 @@ schedule (DARTS' recipe: lr 0.025 to 0.001, momentum 0.9, weight decay 3e-4, gra
 at 5), shuffling and crop-flip augmentation, one log row per epoch, and a checkpoint after every epoch
 holding weights, the method's state, optimiser states and RNG state, so that `fit` on a killed run's
 checkpoint continues exactly as the uninterrupted run (same batches, same samples, same numbers).
+With `devices` (two or more) the loop runs data-parallel, one process per device, each rank on its shard
+of every batch (`nasforge.oneshot.distributed`).
 
 Every random choice (shuffling, augmentation, sampled paths, Gumbel noise, alpha initialisation)
 draws from the trainer's own `torch.Generator`; weight initialisation runs under a forked, seeded
@@ -31,6 +33,7 @@ from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Result
 from nasforge.estimators.training import check_device, check_number, check_whole, default_augment, random_crop_flip
 from nasforge.objective import Objective
+from nasforge.oneshot.distributed import all_reduce_mean, check_devices, fit_data_parallel
 from nasforge.oneshot.supernet import Supernet
 from nasforge.spaces.base import Arch, HasSupernet, SearchSpace
 from nasforge.spaces.choices import ChoiceSpace
@@ -43,14 +46,15 @@ __all__ = ["OneShot", "Listed"]
 class OneShot(ABC):
     """Trains the supernet of `space` on `data`'s training split for `epochs` epochs (validation split
     for the methods that learn from it); `fit` returns the per-epoch log, `proposals` the strategy that
-    proposes the architectures to evaluate with the trained weights afterwards."""
+    proposes the architectures to evaluate with the trained weights afterwards. It trains on `device`
+    (default: cuda when present), or data-parallel on `devices`, two or more (the result on the first)."""
 
     name = ""
 
     def __init__(self, *, space: SearchSpace, data: Dataset, epochs: int = 50, batch_size: int = 64,
                  lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9, weight_decay: float = 3e-4,
                  grad_clip: float = 5.0, augment: bool | None = None, seed: int = 0, device: str | None = None,
-                 threads: int | None = None) -> None:
+                 devices: list[str] | None = None, threads: int | None = None) -> None:
         if not isinstance(space, ChoiceSpace) or not isinstance(space, HasSupernet):
             raise NasforgeError(f"space: one-shot method '{self.name}' needs a space with a supernet, "
                                 f"'{getattr(space, 'name', space)}' has none")
@@ -68,12 +72,20 @@ class OneShot(ABC):
             raise NasforgeError(f"augment: must be true, false or null (auto), got {augment!r}")
         if device is not None:
             check_device(device)
+        if devices is not None:
+            if device is not None:
+                raise NasforgeError("devices: give device (one) or devices (several, data-parallel), not both")
+            devices = check_devices(devices)
+            if batch_size % len(devices) or batch_size < 2 * len(devices):
+                raise NasforgeError(f"batch_size: {batch_size} does not split into {len(devices)} equal shards of at "
+                                    f"least 2 images, one per device (allowed: a multiple of {len(devices)}, >= {2 * len(devices)})")
         if min(len(data.y_train), len(data.y_val)) < batch_size:
             raise NasforgeError(f"batch_size: {batch_size} is more than the training ({len(data.y_train)}) "
                                 f"or validation ({len(data.y_val)}) images")
         self.space, self.data, self.epochs, self.batch_size = space, data, epochs, batch_size
         self.lr, self.lr_min, self.momentum, self.weight_decay, self.grad_clip = lr, lr_min, momentum, weight_decay, grad_clip
-        self.augment, self.seed, self.device, self.threads = augment, seed, device, threads
+        self.augment, self.seed, self.device, self.devices, self.threads = augment, seed, device, devices, threads
+        self._rank, self._world = 0, 1  # this process' rank among the data-parallel ranks, and their number
         self.supernet: Supernet | None = None
         self.log: list[dict[str, Any]] = []
 
@@ -112,7 +124,9 @@ class OneShot(ABC):
         """Build the supernet, its optimiser and the RNG (once); returns the supernet."""
         if self.supernet is not None:
             return self.supernet
-        self._device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        constructed = set(vars(self))
+        self._device = torch.device(self.device or (self.devices[0] if self.devices else None)
+                                    or ("cuda" if torch.cuda.is_available() else "cpu"))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             supernet = self.space.supernet(self.data.input_shape, self.data.num_classes)
@@ -124,6 +138,7 @@ class OneShot(ABC):
         d = self.data
         self._tensors = tuple(t.to(self._device) for t in (d.x_train, d.y_train, d.x_val, d.y_val))
         self._setup()
+        self._built = set(vars(self)) - constructed  # what a data-parallel rank builds anew on its own device
         return self.supernet
 
     def fit(self, *, checkpoint: str | Path | None = None,
@@ -132,10 +147,19 @@ class OneShot(ABC):
         after every epoch; `on_epoch` sees each new log row. Returns the whole log."""
         self.setup()
         path = None if checkpoint is None else Path(checkpoint)
-        if path is not None and path.is_file():
-            self.load_state_dict(torch.load(path, map_location=self._device, weights_only=False))
+        if path is not None and path.is_file():  # on the CPU first: the generator's state must stay there
+            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        if self.devices and len(self.devices) > 1 and len(self.log) < self.epochs:
+            return fit_data_parallel(self, path, on_epoch)
+        self._train(path, on_epoch)
+        return self.log
+
+    def _train(self, path: Path | None, on_epoch: Callable[[dict[str, Any]], None] | None) -> None:
+        """The epochs left, on this process' shard of every batch (all of it on one device)."""
         x_train, y_train, x_val, y_val = self._tensors
         steps = len(y_train) // self.batch_size  # the remainder is dropped: shuffling covers it
+        size = self.batch_size // self._world
+        shard = slice(self._rank * size, (self._rank + 1) * size)
         augment = default_augment(self.data.input_shape) if self.augment is None else self.augment
         pad = max(1, min(self.data.input_shape[1:]) // 8)  # 4 px on 32 px images, the CIFAR recipe
         with torch_threads(self.threads or torch.get_num_threads()):
@@ -146,39 +170,47 @@ class OneShot(ABC):
                 order = torch.randperm(len(y_train), generator=self.generator)[: steps * self.batch_size]
                 val_order = torch.randperm(len(y_val), generator=self.generator)
                 losses = torch.zeros(steps, device=self._device)
-                correct = torch.zeros((), dtype=torch.long, device=self._device)
+                correct = torch.zeros((), device=self._device)
                 self.supernet.train()
                 for s in range(steps):
                     batch = order[s * self.batch_size:(s + 1) * self.batch_size].to(self._device)
                     val_batch = val_order[torch.arange(s * self.batch_size, (s + 1) * self.batch_size) % len(y_val)]
                     xb, yb = x_train[batch], y_train[batch]
-                    if augment:
+                    if augment:  # the whole batch: every rank draws the same numbers, then keeps its shard
                         xb = random_crop_flip(xb, pad, self.generator)
-                    val_batch = val_batch.to(self._device)
+                    val_batch = val_batch[shard].to(self._device)
+                    xb, yb = xb[shard], yb[shard]
                     loss, logits = self.step(xb, yb, x_val[val_batch], y_val[val_batch])
                     losses[s] = loss
                     correct += (logits.argmax(1) == yb).sum()
                 self.schedule.step()
+                self.mean_over_ranks(losses, correct, *(b for b in self.supernet.buffers() if b.is_floating_point()))
                 train_loss = losses.mean().item()
                 if not math.isfinite(train_loss):
                     raise FloatingPointError(f"diverged: training loss is {train_loss} in epoch {epoch + 1}")
                 row = {"epoch": epoch + 1, "train_loss": train_loss,
-                       "train_acc": 100.0 * correct.item() / (steps * self.batch_size), "lr": lr,
+                       "train_acc": 100.0 * correct.item() / (steps * size), "lr": lr,
                        **self.monitor(), "seconds": time.perf_counter() - tick}
                 self.log.append(row)
                 if path is not None:
                     _save_atomically(self.state_dict(), path)
                 if on_epoch is not None:
                     on_epoch(row)
-        return self.log
 
     def weight_step(self, loss: torch.Tensor) -> None:
-        """Backpropagate `loss` to the weights and take one clipped SGD step."""
+        """Backpropagate `loss` to the weights and take one clipped SGD step (data-parallel: on the
+        gradients averaged over the ranks)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.mean_over_ranks(*(p.grad for p in self.supernet.parameters() if p.grad is not None))
         if self.grad_clip:
             nn.utils.clip_grad_norm_(self.supernet.parameters(), self.grad_clip)
         self.optimizer.step()
+
+    def mean_over_ranks(self, *tensors: torch.Tensor) -> None:
+        """Average `tensors` in place over the data-parallel ranks (on one device: nothing to do)."""
+        if self._world > 1 and tensors:
+            all_reduce_mean(tensors)
 
     def state_dict(self) -> dict[str, Any]:
         """Weights, optimiser and schedule states, the RNG state, the log and the method's own state."""
