@@ -27,7 +27,7 @@ arithmetic with BatchNorm, only close to it; with the per-image losses independe
 statistics) it is that arithmetic up to rounding. The averaged running mean is the whole batch's, the
 averaged running variance leaves out the spread between the shards' means. Second-order DARTS unrolls each rank's weights on its own
 shard. Rank 0 writes the checkpoint after every epoch and sends each log row to the caller, so resuming and
-`on_epoch` work as on one device.
+`on_epoch` work as on one device; the ranks exit at once when the caller dies, even by kill -9.
 
 Why not `DistributedDataParallel`: the methods call the supernet itself, in its three modes, read and set
 its attributes (`aux_skip`, `sizes`, `derive`) and run it for alpha's gradient alone; wrapping it would give
@@ -42,9 +42,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import multiprocessing
+import multiprocessing.connection
+import os
 import pickle
 import queue as queues
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -156,6 +160,8 @@ def _rank(rank: int, folder: Path, checkpoint: Path | None, messages: Any) -> No
     """One rank: join the group, set the caller's method up on this rank's device with the caller's state,
     train, check that every rank holds the same state; rank 0 writes the checkpoint, sends the log rows and
     saves the result."""
+    caller = multiprocessing.parent_process()  # killed (kill -9), its ranks must not go on writing the checkpoint
+    threading.Thread(target=lambda: (multiprocessing.connection.wait([caller.sentinel]), os._exit(1)), daemon=True).start()
     try:
         start = torch.load(folder / "start.pt", map_location="cpu", weights_only=False)
         method = start["method"]

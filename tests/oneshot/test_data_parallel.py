@@ -6,6 +6,11 @@ refused in one line."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -78,8 +83,9 @@ def test_two_half_batches_give_the_whole_batch_update_where_images_are_independe
     single, parallel = (_method(data, cls=FrozenNormDarts, epochs=1, **extra) for extra in ({}, {"devices": DEVICES}))
     single.fit()
     parallel.fit()
-    torch.testing.assert_close(parallel.alpha, single.alpha, rtol=0, atol=1e-6)
-    torch.testing.assert_close(parallel.supernet.state_dict(), single.supernet.state_dict(), rtol=1e-4, atol=1e-6)
+    # rounding apart (measured: 1e-9); alpha moves by about 1e-3 in this epoch
+    torch.testing.assert_close(parallel.alpha, single.alpha, rtol=0, atol=1e-8)
+    torch.testing.assert_close(parallel.supernet.state_dict(), single.supernet.state_dict(), rtol=1e-5, atol=1e-7)
     assert parallel.log[0]["train_loss"] == pytest.approx(single.log[0]["train_loss"], rel=1e-5)
     assert parallel.log[0]["train_acc"] == single.log[0]["train_acc"]
 
@@ -166,3 +172,33 @@ def test_the_cli_trains_on_the_devices_given(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["search", "--config", str(config), "--out", str(tmp_path / "bad"), "--devices", "cpu,tpu:x"])
     assert refused.value.code == 2 and capsys.readouterr().err.startswith("error: devices: ")
+
+
+CALLER = """
+import sys
+from dataclasses import replace
+from nasforge.data import load_dataset
+from nasforge.oneshot import create_method
+from nasforge.spaces.nb201 import NB201Space
+d = load_dataset("digits", seed=0)
+data = replace(d, x_train=d.x_train[:128], y_train=d.y_train[:128], x_val=d.x_val[:64], y_val=d.y_val[:64])
+method = create_method("spos", space=NB201Space(channels=4, cells_per_stage=1), data=data, epochs=1000, batch_size=32,
+                       devices=["cpu", "cpu"])
+method.fit(checkpoint=sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_the_ranks_stop_writing_when_their_caller_is_killed(tmp_path):
+    checkpoint = tmp_path / "supernet.pt"
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, str(checkpoint)], env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():
+        assert caller.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(caller.pid, signal.SIGKILL)
+    caller.wait()
+    time.sleep(0.5)  # a rank writing at the kill finishes or dies
+    written = checkpoint.stat().st_mtime_ns
+    time.sleep(2.0)  # the ranks, left alone, would write an epoch every fraction of a second
+    assert checkpoint.stat().st_mtime_ns == written
