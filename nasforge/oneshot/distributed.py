@@ -124,8 +124,8 @@ def fit_data_parallel(method: "OneShot", checkpoint: Path | None,
                                    start_method=start)
         try:
             for kind, value in _receive(messages, ranks):
-                if kind == "error":
-                    raise value
+                if kind == "error":  # the rank's own exception (NasforgeError stays one line), its traceback as the cause
+                    raise value[0] from RuntimeError(value[1])
                 if kind == "done":
                     break
                 method.log.append(value)
@@ -188,8 +188,11 @@ def _rank(rank: int, folder: Path, checkpoint: Path | None, messages: Any) -> No
             torch.save(state, folder / "result.pt")
             messages.put(("done", None))
     except Exception as error:
-        error.add_note(f"in data-parallel rank {rank}:\n{traceback.format_exc()}")
-        messages.put(("error", error))
+        try:
+            pickle.dumps(error)
+        except Exception:  # it must reach the caller, or the other ranks would wait for this one forever
+            error = RuntimeError(f"{type(error).__name__}: {error}")
+        messages.put(("error", (error, f"in data-parallel rank {rank}:\n{traceback.format_exc()}")))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -21,6 +21,7 @@ from nasforge.data import load_dataset
 from nasforge.errors import NasforgeError
 from nasforge.oneshot import create_method
 from nasforge.oneshot.darts import Darts
+from nasforge.oneshot.spos import Spos
 from nasforge.runner.search import load_config
 from nasforge.spaces.nb201 import NB201Space
 from test_resume import Stop, _same_state
@@ -128,6 +129,21 @@ class UnsyncedDarts(Darts):
 def test_ranks_that_drift_apart_are_refused(data):
     with pytest.raises(RuntimeError, match="ranks' states differ"):
         _method(data, cls=UnsyncedDarts, epochs=1, devices=DEVICES).fit()
+
+
+class FailingSpos(Spos):
+    """Fails in rank 1's first step, while rank 0 goes on to wait for it in the gradients' all-reduce."""
+
+    def step(self, *batches):
+        if self._rank == 1:
+            raise NasforgeError("step: rank 1 failed")
+        return super().step(*batches)
+
+
+def test_a_rank_error_reaches_the_caller_as_itself_with_the_rank_traceback(data):
+    with pytest.raises(NasforgeError, match="^step: rank 1 failed$") as error:
+        _method(data, cls=FailingSpos, devices=DEVICES).fit()
+    assert "in data-parallel rank 1" in str(error.value.__cause__) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("options, field", [
