@@ -119,7 +119,11 @@ def fit_data_parallel(method: "OneShot", checkpoint: Path | None,
     with tempfile.TemporaryDirectory(prefix="nasforge-parallel-") as tmp:
         folder = Path(tmp)
         # the method and its state go through a file: torch's shared memory cannot carry empty tensors
-        torch.save({"method": blank, "state": method.state_dict()}, folder / "start.pt")
+        try:
+            torch.save({"method": blank, "state": method.state_dict()}, folder / "start.pt")
+        except (pickle.PicklingError, AttributeError) as error:  # a lambda or local function among its options
+            raise NasforgeError(f"devices: data-parallel training sends the method to each process, and "
+                                f"{type(method).__name__} holds something that cannot be pickled ({error})") from None
         ranks = mp.start_processes(_rank, args=(folder, checkpoint, messages), nprocs=world, join=False,
                                    start_method=start)
         try:

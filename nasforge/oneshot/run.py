@@ -3,7 +3,8 @@
 `strategy` names the method (`darts`, `gdas`, `spos`, `enas`) and `strategy_options` its options,
 `estimator` must be `supernet` (its options: `SupernetEstimator`'s), `epochs` the supernet's training
 epochs and `budget` the architectures scored with inherited weights afterwards (evolution's samples for
-SPOS; at most the derived ones for the others). The directory gets, besides `runs.db`, `trials.csv` and
+SPOS; at most the derived ones for the others); `strategy_options.devices` (`search --devices`) trains
+data-parallel (`nasforge.oneshot.distributed`). The directory gets, besides `runs.db`, `trials.csv` and
 `best.json` (the best scored architecture, by inherited validation accuracy):
 
 - `supernet.pt`: the training checkpoint, rewritten after every epoch (weights, alphas or controller,

@@ -146,6 +146,14 @@ def test_a_rank_error_reaches_the_caller_as_itself_with_the_rank_traceback(data)
     assert "in data-parallel rank 1" in str(error.value.__cause__) and "\n" not in str(error.value)
 
 
+def test_a_method_that_cannot_be_sent_to_the_ranks_is_refused_in_one_line(data):
+    method = _method(data, "spos", devices=DEVICES)
+    method.sample_path = lambda: (0,) * 6  # a local function: pickle cannot send it
+    with pytest.raises(NasforgeError, match="^devices: .*cannot be pickled") as error:
+        method.fit()
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("options, field", [
     ({"devices": []}, "devices"),
     ({"devices": "cpu"}, "devices"),
