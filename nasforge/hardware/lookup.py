@@ -17,9 +17,9 @@ prediction is `scale` times the sum of its units plus `overhead_ms`, both fitted
 calibration networks measured whole (`LatencyTable.calibrate`): the overhead is what a network costs once
 (the runtime's call, the input and output copies), the scale what grows with the network and units timed
 alone miss or overcount (additions and Python dispatch between units; the per-call cost left after the empty
-call's; caches, which a unit timed alone has to itself). ONNX Runtime folds constants
-and drops dead code, so its tables count only the units whose output depends on the input and reaches the
-output.
+call's; caches, which a unit timed alone has to itself). ONNX Runtime folds constants,
+drops dead code and computes a repeated computation once, so its tables count only the units whose output
+depends on the input and reaches the output, each distinct computation once.
 
 Where the sum is poor — tiny units whose runtime fuses or prunes them inside a whole graph, as ONNX Runtime
 does with NB201's 16-channel cells — `LatencyPredictor` learns the whole network's latency from measured
@@ -108,29 +108,44 @@ def model_units(model: nn.Module, input_shape: tuple[int, ...], *,
     `live_only` leaves out the calls a graph compiler removes: those whose output does not depend on the
     network's input (constant-folded, e.g. NB201's `none` edges) or does not reach its output (dead code,
     e.g. an edge into a node that nothing reads), found by asking autograd which outputs the network's
-    output depends on (no gradient is stored on the model). Liveness is found on an input of at most
-    `LIVENESS_SIDE` pixels a side (cheap), or on the real one if the small one calls other units.
+    output depends on (no gradient is stored on the model), and repeats of a live call: the same unit
+    configuration with equal weights on the same tensor (computed once after common-subexpression
+    elimination, e.g. two NB201 `avg_pool_3x3` edges out of one node). Liveness is found on an input of at
+    most `LIVENESS_SIDE` pixels a side (cheap), or on the real one if the small one calls other units.
     """
-    calls, _, _ = _trace(model, input_shape, grad=False)
+    calls, _, _, _ = _trace(model, input_shape, grad=False)
     if not live_only:
         return calls
     small = (input_shape[0], *(min(n, LIVENESS_SIDE) for n in input_shape[1:]))
-    probe, outputs, out = _trace(model, small, grad=True)
+    probe, inputs, outputs, out = _trace(model, small, grad=True)
     if [m for _, m, _ in probe] != [m for _, m, _ in calls]:  # shape-dependent wiring: probe the real input
-        probe, outputs, out = _trace(model, input_shape, grad=True)
+        probe, inputs, outputs, out = _trace(model, input_shape, grad=True)
     varying = [i for i, o in enumerate(outputs) if isinstance(o, torch.Tensor) and o.requires_grad]
     grads = torch.autograd.grad(out.sum(), [outputs[i] for i in varying], allow_unused=True) \
         if varying and out.requires_grad else [None] * len(varying)  # a constant output: nothing is live
-    live = {i for i, g in zip(varying, grads) if g is not None}
-    return [call for i, call in enumerate(calls) if i in live]
+    kept: list[int] = []
+    for i in sorted(i for i, g in zip(varying, grads) if g is not None):
+        if not any(_same_computation(calls[i], calls[j], inputs[i], inputs[j]) for j in kept):
+            kept.append(i)
+    return [calls[i] for i in kept]
+
+
+def _same_computation(call: tuple[str, nn.Module, tuple[int, ...]], other: tuple[str, nn.Module, tuple[int, ...]],
+                      x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether two unit calls compute the same: one configuration (key), equal weights, the same input tensor."""
+    if call[0] != other[0] or x is not y:
+        return False
+    mine, theirs = [*call[1].parameters(), *call[1].buffers()], [*other[1].parameters(), *other[1].buffers()]
+    return len(mine) == len(theirs) and all(torch.equal(a, b) for a, b in zip(mine, theirs))
 
 
 def _trace(model: nn.Module, input_shape: tuple[int, ...], *, grad: bool,
-           ) -> tuple[list[tuple[str, nn.Module, tuple[int, ...]]], list[Any], torch.Tensor]:
-    """One eval-mode forward pass of zeros: the unit calls, each unit's output and the network's output.
-    With `grad`, outputs carry autograd's record of their dependence on the input (weights are constants
-    for it: their `requires_grad` is off during the pass and restored after)."""
+           ) -> tuple[list[tuple[str, nn.Module, tuple[int, ...]]], list[torch.Tensor], list[Any], torch.Tensor]:
+    """One eval-mode forward pass of zeros: the unit calls, each unit's input and output, and the network's
+    output. With `grad`, outputs carry autograd's record of their dependence on the input (weights are
+    constants for it: their `requires_grad` is off during the pass and restored after)."""
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    inputs: list[torch.Tensor] = []  # held, so that two calls on one tensor are told by identity
     outputs: list[Any] = []
 
     def record(module: nn.Module, args: tuple[Any, ...]) -> None:
@@ -140,6 +155,7 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...], *, grad: bool,
                                 "units must take one tensor")
         shape = tuple(tensors[0].shape[1:])
         calls.append((_key(module, shape), module, shape))
+        inputs.append(tensors[0])
 
     units = list(_unit_modules(model))
     handles = [m.register_forward_pre_hook(record) for m in units]
@@ -159,7 +175,7 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...], *, grad: bool,
             module.training = training
         for p in trainable:
             p.requires_grad_(True)
-    return calls, outputs, out
+    return calls, inputs, outputs, out
 
 
 @dataclass

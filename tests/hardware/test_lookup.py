@@ -51,6 +51,26 @@ def test_live_units_leave_out_constant_and_dead_code():
     assert all(p.requires_grad and p.grad is None for p in zero.parameters())  # the model is left as it was
 
 
+def test_live_units_count_a_repeated_computation_once_as_the_onnx_export_does(tmp_path):
+    import onnx
+
+    from nasforge.export import to_onnx
+
+    space = create_space("nb201", channels=4, cells_per_stage=1)
+    # per cell: two pools out of node 0 (edges 1<-0, 3<-0) compute the same; the two convs out of node 1 do not
+    # (each has its own weights)
+    model = space.build(space.validate("|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|avg_pool_3x3~0|"
+                                       "nor_conv_3x3~1|nor_conv_3x3~2|"), SHAPE, 10)
+    everything, live = model_units(model, SHAPE), model_units(model, SHAPE, live_only=True)
+    pools = [sum(key.startswith("AvgPool3x3") for key, _, _ in units) for units in (everything, live)]
+    convs = [sum(key.startswith("ReLUConvBN") for key, _, _ in units) for units in (everything, live)]
+    assert pools == [6, 3] and convs == [12, 12]
+    # the exported graph computes as many pools (depthwise convolutions) as the live units count
+    graph = onnx.load(to_onnx(model, SHAPE, tmp_path / "m.onnx", batch_size=1)).graph
+    depthwise = [n for n in graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert len(depthwise) == pools[1]
+
+
 def test_mobilenet_units_are_its_blocks():
     space = create_space("mobilenet")
     arch = space.sample(np.random.default_rng(0))
