@@ -58,22 +58,23 @@ def search(
     flags = dict(space=space, strategy=strategy, estimator=estimator, dataset=dataset, table=table,
                  objective=objective, latency_table=latency_table, budget=budget, max_seconds=max_seconds, epochs=epochs, seed=seed,
                  workers=workers, executor=executor, trial_timeout=trial_timeout,
-                 strategy_options=None if devices is None else {"devices": devices.split(",")},
                  out=None if out_dir is None else str(out_dir))
+    strategy_options = None if devices is None else {"devices": devices.split(",")}
     limits = {k: v for k, v in {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}.items()
               if v is not None}
     if resume:
         if out_dir is None:
             raise NasforgeError("out: --resume needs the run directory (--out RUN_DIR)")
-        changed = {k: v for k, v in {**flags, **limits}.items()
+        changed = {k: v for k, v in {**flags, **limits, "devices": devices}.items()
                    if v is not None and k not in ("out", "budget", "max_seconds", "workers", "executor")}
         if changed:
             raise NasforgeError(f"resume: {next(iter(changed))} is fixed by the run being resumed (allowed: budget, max_seconds, workers, executor)")
         run_config = load_config(out_dir, budget=budget, max_seconds=max_seconds, workers=workers, executor=executor)
     elif config is not None:
-        run_config = RunConfig.from_yaml(config, **flags, constraints=limits or None)
+        run_config = RunConfig.from_yaml(config, **flags, strategy_options=strategy_options, constraints=limits or None)
     else:
-        run_config = RunConfig.from_mapping({k: v for k, v in flags.items() if v is not None} | {"constraints": limits})
+        run_config = RunConfig.from_mapping({k: v for k, v in flags.items() if v is not None} | {"constraints": limits}
+                                            | ({} if strategy_options is None else {"strategy_options": strategy_options}))
     outcome = run_search(run_config, resume=resume, progress=True)
     failed = sum(t.status == "failed" for t in outcome.trials)
     out.print(f"{len(outcome.trials)} trials ({failed} failed{_rejected(outcome.rejected)}) in {outcome.run_dir}")

@@ -196,6 +196,9 @@ def test_the_cli_trains_on_the_devices_given(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["search", "--config", str(config), "--out", str(tmp_path / "bad"), "--devices", "cpu,tpu:x"])
     assert refused.value.code == 2 and capsys.readouterr().err.startswith("error: devices: ")
+    with pytest.raises(SystemExit) as refused:  # the run's devices are in its config: a resume names the flag
+        main(["search", "--resume", "--out", str(tmp_path / "run"), "--devices", "cpu,cpu"])
+    assert refused.value.code == 2 and capsys.readouterr().err.startswith("error: resume: devices is fixed")
 
 
 CALLER = """
