@@ -47,6 +47,7 @@ import multiprocessing.connection
 import os
 import pickle
 import queue as queues
+import shutil
 import tempfile
 import threading
 import traceback
@@ -164,8 +165,7 @@ def _rank(rank: int, folder: Path, checkpoint: Path | None, messages: Any) -> No
     """One rank: join the group, set the caller's method up on this rank's device with the caller's state,
     train, check that every rank holds the same state; rank 0 writes the checkpoint, sends the log rows and
     saves the result."""
-    caller = multiprocessing.parent_process()  # killed (kill -9), its ranks must not go on writing the checkpoint
-    threading.Thread(target=lambda: (multiprocessing.connection.wait([caller.sentinel]), os._exit(1)), daemon=True).start()
+    threading.Thread(target=_exit_with_caller, args=(folder,), daemon=True).start()
     try:
         start = torch.load(folder / "start.pt", map_location="cpu", weights_only=False)
         method = start["method"]
@@ -193,13 +193,21 @@ def _rank(rank: int, folder: Path, checkpoint: Path | None, messages: Any) -> No
             messages.put(("done", None))
     except Exception as error:
         try:
-            pickle.dumps(error)
+            pickle.loads(pickle.dumps(error))  # an exception whose __init__ takes other arguments fails on loading
         except Exception:  # it must reach the caller, or the other ranks would wait for this one forever
             error = RuntimeError(f"{type(error).__name__}: {error}")
         messages.put(("error", (error, f"in data-parallel rank {rank}:\n{traceback.format_exc()}")))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _exit_with_caller(folder: Path) -> None:
+    """Wait for the caller's death (kill -9: its ranks must not go on writing the checkpoint), then remove
+    its temporary directory, which it cannot remove any more, and exit."""
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    shutil.rmtree(folder, ignore_errors=True)
+    os._exit(1)
 
 
 def _digest(state: Any) -> str:

@@ -146,6 +146,23 @@ def test_a_rank_error_reaches_the_caller_as_itself_with_the_rank_traceback(data)
     assert "in data-parallel rank 1" in str(error.value.__cause__) and "\n" not in str(error.value)
 
 
+class TwoPartError(Exception):
+    """An exception pickle writes but cannot read back: its __init__ takes two arguments."""
+
+    def __init__(self, what, why):
+        super().__init__(f"{what}: {why}")
+
+
+class UnpicklableFailingSpos(Spos):
+    def step(self, *batches):
+        raise TwoPartError("step", "failed")
+
+
+def test_a_rank_error_that_cannot_be_unpickled_reaches_the_caller_as_text(data):
+    with pytest.raises(RuntimeError, match="^TwoPartError: step: failed$"):
+        _method(data, cls=UnpicklableFailingSpos, devices=DEVICES).fit()
+
+
 def test_a_method_that_cannot_be_sent_to_the_ranks_is_refused_in_one_line(data):
     method = _method(data, "spos", devices=DEVICES)
     method.sample_path = lambda: (0,) * 6  # a local function: pickle cannot send it
@@ -216,9 +233,12 @@ method.fit(checkpoint=sys.argv[1])
 
 
 @pytest.mark.slow
-def test_the_ranks_stop_writing_when_their_caller_is_killed(tmp_path):
+def test_the_ranks_stop_writing_and_clean_up_when_their_caller_is_killed(tmp_path):
     checkpoint = tmp_path / "supernet.pt"
-    caller = subprocess.Popen([sys.executable, "-c", CALLER, str(checkpoint)], env=dict(os.environ, OMP_NUM_THREADS="1"))
+    tmp = tmp_path / "tmp"  # the caller's temporary directories
+    tmp.mkdir()
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, str(checkpoint)],
+                              env=dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(tmp)))
     deadline = time.monotonic() + 120
     while not checkpoint.exists():
         assert caller.poll() is None and time.monotonic() < deadline
@@ -229,3 +249,4 @@ def test_the_ranks_stop_writing_when_their_caller_is_killed(tmp_path):
     written = checkpoint.stat().st_mtime_ns
     time.sleep(2.0)  # the ranks, left alone, would write an epoch every fraction of a second
     assert checkpoint.stat().st_mtime_ns == written
+    assert not list(tmp.glob("nasforge-parallel-*"))  # the ranks removed the directory the caller could not
