@@ -30,7 +30,7 @@ def search(
     estimator: Optional[str] = typer.Option(None, help="Estimator: supernet (one-shot strategies: inherited weights), train (real training), learning_curve (a few epochs, extrapolated), zero_cost (proxies of the untrained network; objective zc_score or a proxy) or tabular."),
     dataset: Optional[str] = typer.Option(None, help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
     table: Optional[str] = typer.Option(None, help="NAS-Bench-201-style CSV for the tabular estimator."),
-    objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_acc), mnasnet:latency_ms<=T (MnasNet reward; mnasnet-hard:...), or pareto:val_acc,latency_ms (several metrics; costs minimised)."),
+    objective: Optional[str] = typer.Option(None, help="Metric to optimise (default val_acc; params, flops, latency_ms and *_loss minimised, the rest maximised), mnasnet:latency_ms<=T (MnasNet reward; mnasnet-hard:...), or pareto:val_acc,latency_ms (several metrics; costs minimised)."),
     latency_table: Optional[str] = typer.Option(None, help="Lookup table (nasforge latency-table) that predicts latency_ms."),
     budget: Optional[int] = typer.Option(None, help="Number of trials (default 20)."),
     max_seconds: Optional[float] = typer.Option(None, help="Wall-clock budget of this invocation, seconds."),
