@@ -24,10 +24,12 @@ The ranks stay identical, step for step:
 BatchNorm: in training mode each rank normalises over its own shard, as DistributedDataParallel does
 without SyncBatchNorm (not used: torch runs it on GPUs only). The run is therefore not the one-device run's
 arithmetic with BatchNorm, only close to it; with the per-image losses independent (BatchNorm on running
-statistics) it is that arithmetic up to rounding. The averaged running mean is the whole batch's, the
-averaged running variance leaves out the spread between the shards' means. Second-order DARTS unrolls each rank's weights on its own
-shard. Rank 0 writes the checkpoint after every epoch and sends each log row to the caller, so resuming and
-`on_epoch` work as on one device; the ranks exit at once when the caller dies, even by kill -9.
+statistics) it is that arithmetic up to rounding, except second-order DARTS, which unrolls each rank's
+weights on its own shard. The averaged running mean is the whole batch's, the averaged running variance
+leaves out the spread between the shards' means. Rank 0 writes the checkpoint after every epoch, sends
+each log row to the caller and waits until its `on_epoch` has returned, so resuming and `on_epoch` (one
+that raises stops the training there) work as on one device; the ranks exit at once when the caller
+dies, even by kill -9 (removing its temporary directory).
 
 Why not `DistributedDataParallel`: the methods call the supernet itself, in its three modes, read and set
 its attributes (`aux_skip`, `sizes`, `derive`) and run it for alpha's gradient alone; wrapping it would give
@@ -116,7 +118,7 @@ def fit_data_parallel(method: "OneShot", checkpoint: Path | None,
         # torch._dynamo, which torch's optimisers import on first use (seconds)
         context.set_forkserver_preload([__name__, "torch._dynamo",
                                         *{type(x).__module__ for x in (method, method.space, method.supernet)}])
-    messages = context.Queue()
+    messages, acks = context.Queue(), context.SimpleQueue()  # ranks -> caller; caller -> rank 0: a row was seen
     with tempfile.TemporaryDirectory(prefix="nasforge-parallel-") as tmp:
         folder = Path(tmp)
         # the method and its state go through a file: torch's shared memory cannot carry empty tensors
@@ -125,7 +127,7 @@ def fit_data_parallel(method: "OneShot", checkpoint: Path | None,
         except (pickle.PicklingError, AttributeError) as error:  # a lambda or local function among its options
             raise NasforgeError(f"devices: data-parallel training sends the method to each process, and "
                                 f"{type(method).__name__} holds something that cannot be pickled ({error})") from None
-        ranks = mp.start_processes(_rank, args=(folder, checkpoint, messages), nprocs=world, join=False,
+        ranks = mp.start_processes(_rank, args=(folder, checkpoint, messages, acks), nprocs=world, join=False,
                                    start_method=start)
         try:
             for kind, value in _receive(messages, ranks):
@@ -136,6 +138,7 @@ def fit_data_parallel(method: "OneShot", checkpoint: Path | None,
                 method.log.append(value)
                 if on_epoch is not None:
                     on_epoch(value)
+                acks.put(None)  # rank 0 starts the next epoch only now: an on_epoch that raises stops it here
             else:
                 raise RuntimeError("data-parallel training: the ranks exited without a result")
             while not ranks.join():
@@ -161,10 +164,10 @@ def _receive(messages: Any, ranks: mp.ProcessContext) -> Iterator[tuple[str, Any
             exited = ranks.join(timeout=0)
 
 
-def _rank(rank: int, folder: Path, checkpoint: Path | None, messages: Any) -> None:
+def _rank(rank: int, folder: Path, checkpoint: Path | None, messages: Any, acks: Any) -> None:
     """One rank: join the group, set the caller's method up on this rank's device with the caller's state,
-    train, check that every rank holds the same state; rank 0 writes the checkpoint, sends the log rows and
-    saves the result."""
+    train, check that every rank holds the same state; rank 0 writes the checkpoint, sends each log row and
+    waits for the caller to have seen it (as one device's loop waits for `on_epoch`), and saves the result."""
     threading.Thread(target=_exit_with_caller, args=(folder,), daemon=True).start()
     try:
         start = torch.load(folder / "start.pt", map_location="cpu", weights_only=False)
@@ -181,7 +184,7 @@ def _rank(rank: int, folder: Path, checkpoint: Path | None, messages: Any) -> No
                 optimizer.register_step_pre_hook(lambda o, args, kwargs: method.mean_over_ranks(
                     *(p.grad for group in o.param_groups for p in group["params"] if p.grad is not None)))
         method._train(checkpoint if rank == 0 else None,
-                      (lambda row: messages.put(("row", row))) if rank == 0 else None)
+                      (lambda row: (messages.put(("row", row)), acks.get())) if rank == 0 else None)
         state = method.state_dict()
         digests: list[str | None] = [None] * world
         dist.all_gather_object(digests, _digest({k: v for k, v in state.items() if k != "log"}))

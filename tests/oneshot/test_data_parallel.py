@@ -92,7 +92,8 @@ def test_two_half_batches_give_the_whole_batch_update_where_images_are_independe
 
 
 def test_a_stopped_run_resumes_as_the_uninterrupted_one(data, parallel, tmp_path):
-    def stop(row):
+    def stop(row):  # slow to stop: rank 0 waits for it, and writes no further checkpoint meanwhile
+        time.sleep(1.0)
         raise Stop
 
     checkpoint = tmp_path / "supernet.pt"
