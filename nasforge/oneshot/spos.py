@@ -14,13 +14,18 @@ from typing import Any
 
 import torch
 
+from nasforge.errors import NasforgeError
 from nasforge.estimators.training import check_whole
 from nasforge.objective import Objective
 from nasforge.oneshot.trainer import OneShot
 from nasforge.strategies.base import Strategy
 from nasforge.strategies.evolution import RegularizedEvolution
 
-__all__ = ["Spos"]
+__all__ = ["SAMPLING", "Spos"]
+
+#: how training picks the paths of a step: name -> what
+SAMPLING = {"uniform": "one path, every option of every decision equally likely (SPOS)",
+            "fair": "FairNAS (Chu et al., 2021): paths using every option of every decision once, gradients accumulated"}
 
 
 class Spos(OneShot):
@@ -29,18 +34,31 @@ class Spos(OneShot):
 
     name = "spos"
 
-    def __init__(self, *, population_size: int = 20, sample_size: int = 5, **options: Any) -> None:
+    def __init__(self, *, population_size: int = 20, sample_size: int = 5, sampling: str = "uniform",
+                 **options: Any) -> None:
         super().__init__(**options)
         check_whole("population_size", population_size, 2)
         check_whole("sample_size", sample_size, 1)
-        self.population_size, self.sample_size = population_size, sample_size
+        if sampling not in SAMPLING:
+            raise NasforgeError(f"sampling: '{sampling}' is not allowed (allowed: {', '.join(SAMPLING)})")
+        self.population_size, self.sample_size, self.sampling = population_size, sample_size, sampling
         self.proposals(Objective())  # refuses a bad pair now, not after the supernet has trained
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.supernet(x, path=self.sample_path())
-        loss = self.loss(logits, y)
-        self.weight_step(loss)
-        return loss.detach(), logits.detach()
+        paths = [self.sample_path()] if self.sampling == "uniform" else self.fair_paths()
+        losses, logits = [], None
+        for path in paths:
+            out = self.supernet(x, path=path)
+            losses.append(self.loss(out, y))
+            logits = out if logits is None else logits
+        self.weight_step(sum(losses))  # FairNAS: the paths' gradients accumulated, one update
+        return (sum(losses) / len(losses)).detach(), logits.detach()
+
+    def fair_paths(self) -> list[tuple[int, ...]]:
+        """FairNAS' strictly fair sample: as many paths as a decision has options, together using every
+        option of every decision exactly once (a decision with fewer options repeats its permutation)."""
+        orders = [torch.randperm(n, generator=self.generator) for n in self.supernet.sizes]
+        return [tuple(int(order[i % len(order)]) for order in orders) for i in range(max(self.supernet.sizes))]
 
     def proposals(self, objective: Objective) -> Strategy:
         return RegularizedEvolution(self.space, objective=objective, seed=self.seed,

@@ -92,6 +92,18 @@ def test_darts_derives_the_argmax_genotype_which_builds_and_is_logged(data):
     assert log[0]["aux_skip"] == 1.0  # DARTS-: the auxiliary skip starts at weight 1 and decays
 
 
+def test_darts_warmup_epochs_train_the_weights_with_alpha_frozen(data):
+    darts = create_method("darts", space=SPACE, data=data, epochs=2, batch_size=32, seed=0, alpha_lr=0.01,
+                          warmup_epochs=1)
+    darts.setup()
+    alphas, weights = [darts.alpha.detach().clone()], [copy.deepcopy(darts.supernet.state_dict())]
+    darts.fit(on_epoch=lambda row: (alphas.append(darts.alpha.detach().clone()),
+                                    weights.append(copy.deepcopy(darts.supernet.state_dict()))))
+    key = "classifier.weight"
+    assert torch.equal(alphas[1], alphas[0]) and not torch.equal(weights[1][key], weights[0][key])  # warm-up
+    assert not torch.equal(alphas[2], alphas[1])  # the search proper moves alpha
+
+
 def test_gdas_temperature_falls_linearly_from_10_to_0_1(data):
     gdas = create_method("gdas", space=SPACE, data=data, epochs=3, batch_size=64, seed=0)
     gdas.setup()
@@ -119,6 +131,22 @@ def test_spos_scores_evolution_candidates_with_inherited_recalibrated_weights():
     # seeds 0-2) and above the same cell in an untrained supernet (4-10 %)
     trained_acc = estimator.evaluate(convs).metrics["val_acc"]
     assert trained_acc > 15 and trained_acc > untrained.evaluate(convs).metrics["val_acc"] + 5
+
+
+def test_spos_fair_sampling_trains_every_op_of_every_edge_each_step(data):
+    def gradients(sampling):
+        spos = create_method("spos", space=SPACE, data=data, epochs=1, batch_size=32, seed=0, sampling=sampling)
+        net = spos.setup()
+        x, y, xv, yv = _batches(data)
+        spos.step(x, y, xv, yv)
+        return spos, {name: p.grad for name, p in net.named_parameters() if ".edges." in name}
+
+    fair, grads = gradients("fair")
+    paths = fair.fair_paths()
+    assert len(paths) == 5 and all(sorted(options) == list(range(5)) for options in zip(*paths))
+    assert all(g is not None and g.any() for g in grads.values())  # every conv of every edge was trained
+    _, grads = gradients("uniform")
+    assert any(g is None for g in grads.values())  # one path leaves most ops untouched
 
 
 def test_enas_controller_learns_from_validation_rewards(data):
@@ -157,6 +185,8 @@ def test_global_rng_is_left_alone(data):
     ("darts", {"batch_size": 1000}, "batch_size"),
     ("gdas", {"tau_min": 0.0}, "tau_min"),
     ("gdas", {"defence": "auxskip"}, "defence"),
+    ("darts", {"warmup_epochs": -1}, "warmup_epochs"),
+    ("spos", {"sampling": "greedy"}, "sampling"),
     ("spos", {"population_size": 1}, "population_size"),
     ("spos", {"population_size": 4, "sample_size": 9}, "sample_size"),  # before any training
     ("enas", {"derive_samples": 0}, "derive_samples"),
