@@ -124,7 +124,7 @@ def fit_data_parallel(method: "OneShot", checkpoint: Path | None,
         # the method and its state go through a file: torch's shared memory cannot carry empty tensors
         try:
             torch.save({"method": blank, "state": method.state_dict()}, folder / "start.pt")
-        except (pickle.PicklingError, AttributeError) as error:  # a lambda or local function among its options
+        except (pickle.PicklingError, AttributeError, TypeError) as error:  # a lambda, a lock, a generator, ...
             raise NasforgeError(f"devices: data-parallel training sends the method to each process, and "
                                 f"{type(method).__name__} holds something that cannot be pickled ({error})") from None
         ranks = mp.start_processes(_rank, args=(folder, checkpoint, messages, acks), nprocs=world, join=False,

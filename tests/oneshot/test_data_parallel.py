@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 
@@ -164,9 +165,10 @@ def test_a_rank_error_that_cannot_be_unpickled_reaches_the_caller_as_text(data):
         _method(data, cls=UnpicklableFailingSpos, devices=DEVICES).fit()
 
 
-def test_a_method_that_cannot_be_sent_to_the_ranks_is_refused_in_one_line(data):
+@pytest.mark.parametrize("unpicklable", [lambda: (0,) * 6, threading.Lock()], ids=["lambda", "lock"])
+def test_a_method_that_cannot_be_sent_to_the_ranks_is_refused_in_one_line(data, unpicklable):
     method = _method(data, "spos", devices=DEVICES)
-    method.sample_path = lambda: (0,) * 6  # a local function: pickle cannot send it
+    method.sample_path = unpicklable  # pickle cannot send a local function (PicklingError) or a lock (TypeError)
     with pytest.raises(NasforgeError, match="^devices: .*cannot be pickled") as error:
         method.fit()
     assert "\n" not in str(error.value)
