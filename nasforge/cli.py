@@ -26,7 +26,7 @@ out = Console(soft_wrap=True)
 @app.command()
 def search(
     space: Optional[str] = typer.Option(None, help=f"Search space: {', '.join(list_spaces())}."),
-    strategy: Optional[str] = typer.Option(None, help=f"Search strategy: {', '.join(list_strategies())}; one-shot (with --estimator supernet): darts, gdas, spos, enas."),
+    strategy: Optional[str] = typer.Option(None, help=f"Search strategy: {', '.join(list_strategies())}; one-shot (with --estimator supernet): darts, gdas, spos, enas, proxyless (mobilenet)."),
     estimator: Optional[str] = typer.Option(None, help="Estimator: supernet (one-shot strategies: inherited weights), train (real training), learning_curve (a few epochs, extrapolated), zero_cost (proxies of the untrained network; objective zc_score or a proxy) or tabular."),
     dataset: Optional[str] = typer.Option(None, help="digits (default), an .npz, an image folder, torchvision:NAME:ROOT."),
     table: Optional[str] = typer.Option(None, help="NAS-Bench-201-style CSV for the tabular estimator."),

@@ -1,6 +1,6 @@
 """A one-shot search into a standard run directory, from the same `RunConfig` as any search.
 
-`strategy` names the method (`darts`, `gdas`, `spos`, `enas`) and `strategy_options` its options,
+`strategy` names the method (`darts`, `gdas`, `spos`, `enas`, `proxyless`) and `strategy_options` its options,
 `estimator` must be `supernet` (its options: `SupernetEstimator`'s), `epochs` the supernet's training
 epochs and `budget` the architectures scored with inherited weights afterwards (evolution's samples for
 SPOS; at most the derived ones for the others); `strategy_options.devices` (`search --devices`) trains
