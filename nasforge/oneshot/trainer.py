@@ -1,6 +1,6 @@
 """The one loop every one-shot method trains its supernet with: epochs, splits, metric log, checkpoints.
 
-A method (`Darts`, `Gdas`, `Spos`, `Enas`) says only what one step does with a training batch and a
+A method (`Darts`, `Gdas`, `Spos`, `Enas`, `Proxyless`) says only what one step does with a training batch and a
 validation batch, what it learns besides the supernet's weights, and which architectures it proposes
 when training ends. The loop owns the rest: the weights' SGD with momentum under a per-epoch cosine
 schedule (DARTS' recipe: lr 0.025 to 0.001, momentum 0.9, weight decay 3e-4, gradient norm clipped
