@@ -19,13 +19,14 @@ calibration networks measured whole (`LatencyTable.calibrate`): the overhead is 
 alone miss or overcount (additions and Python dispatch between units; the per-call cost left after the empty
 call's; caches, which a unit timed alone has to itself). ONNX Runtime folds constants,
 drops dead code and computes a repeated computation once, so its tables count only the units whose output
-depends on the input and reaches the output, each distinct computation once.
+depends on the input and reaches the output, each distinct computation once; a network left with none
+is a constant for it and costs one call (`constant_ms`, measured on calibration).
 
 Where the sum is poor — tiny units whose runtime fuses or prunes them inside a whole graph, as ONNX Runtime
 does with NB201's 16-channel cells — `LatencyPredictor` learns the whole network's latency from measured
 networks instead, from per-unit-class sums of the table's entries.
 
-Tables are JSON (format 2: format 1 had no `scale`, and reads as scale 1), tagged with the space, its options,
+Tables are JSON (format 2: format 1 had no `scale` and `constant_ms`, and reads as scale 1, constant 0), tagged with the space, its options,
 the backend, device, threads, batch size and input they were measured for; `load_table` refuses one measured
 for another space or backend unless told.
 
@@ -192,6 +193,8 @@ class LatencyTable:
     num_classes: int
     overhead_ms: float = 0.0
     scale: float = 1.0
+    #: a call of a network with no unit to count: one ONNX Runtime folds whole to a constant (set by `calibrate`)
+    constant_ms: float = 0.0
     units: dict[str, float] = field(default_factory=dict)
     space_options: dict[str, Any] = field(default_factory=dict)
     warmup: int = 10
@@ -203,10 +206,14 @@ class LatencyTable:
         """Predicted milliseconds of `model` (batch `batch_size`, `input_shape`): the overhead plus its units' entries.
 
         A unit not in the table raises, naming it, unless `measure_missing`: then it is timed now (on this
-        machine, with the table's settings) and added to the table.
+        machine, with the table's settings) and added to the table. A network with no unit to count (its
+        output is a constant for this runtime) costs `constant_ms`: the call that returns it.
         """
+        units = self.units_of(model)
+        if not units:
+            return self.constant_ms
         total = self.overhead_ms
-        for key, module, shape in self.units_of(model):
+        for key, module, shape in units:
             if key not in self.units and not measure_missing:
                 raise NasforgeError(f"lookup table: no entry for unit '{key}' ({type(module).__name__}); "
                                     "build the table from more architectures or measure missing units")
@@ -246,7 +253,7 @@ class LatencyTable:
         measured ~ scale * (sum of the units timed alone) + overhead, by least squares on relative errors
         (the target is a relative one: within +-10 %), scale >= 0. Networks whose sums are all equal (one
         network, say) cannot tell a scale from an overhead: the scale is then 1 and the overhead their median
-        residual.
+        residual. `constant_ms` is measured too, on a network that returns a constant.
         """
         from scipy.optimize import lsq_linear
 
@@ -264,6 +271,7 @@ class LatencyTable:
             self.scale, self.overhead_ms = map(float, fit.x)
         else:
             self.scale, self.overhead_ms = 1.0, float(np.median(measured - sums))
+        self.constant_ms = self.measure(_Constant(self.num_classes))
         return self.scale, self.overhead_ms
 
     def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:
@@ -280,6 +288,17 @@ class LatencyTable:
         fields = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
         path.write_text(json.dumps({"format": FORMAT, **fields}, indent=1) + "\n")
         return path
+
+
+class _Constant(nn.Module):
+    """A network whose output (zero logits) does not depend on its input: what a graph runtime folds it to."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], self.num_classes)
 
 
 def build_table(space: SearchSpace, archs: Sequence[Arch], *, input_shape: tuple[int, ...], num_classes: int,
@@ -367,7 +386,10 @@ class LatencyPredictor:
         """Predicted milliseconds of `model`."""
         if self._model is None:
             raise NasforgeError("predictor: fit it on measured networks first")
-        return float(self._model.predict(np.array([self._features(self._units(model))]))[0])
+        found = self._units(model)
+        if not found:  # a constant for this runtime, as the table predicts it
+            return self.table.constant_ms
+        return float(self._model.predict(np.array([self._features(found)]))[0])
 
     def _units(self, model: nn.Module) -> dict[str, tuple[int, float]]:
         """Unit class -> (count, sum of table entries) of `model`."""

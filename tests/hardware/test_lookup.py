@@ -89,6 +89,16 @@ def test_prediction_is_the_sum_of_entries_plus_overhead(small):
     assert all(np.isfinite(list(table.units.values()))) and min(table.units.values()) >= 0
 
 
+def test_a_network_onnx_runtime_folds_to_a_constant_costs_one_call(small):
+    space, archs, table = small
+    # every cell outputs zeros: the whole network is a constant, one call that returns it
+    zero = space.build(space.validate("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"), SHAPE, 10)
+    assert table.constant_ms > 0 and table.predict(zero) == table.constant_ms
+    models = [space.build(a, SHAPE, 10) for a in archs]
+    predictor = LatencyPredictor(table).fit(models, [table.predict(m) for m in models])
+    assert predictor.predict(zero) == table.constant_ms
+
+
 def test_a_missing_unit_is_refused_by_name_or_measured(small):
     space, archs, table = small
     other = create_space("nb201", channels=6, cells_per_stage=1).build(archs[0], SHAPE, 10)  # other channel counts
@@ -164,7 +174,8 @@ def test_json_round_trip_and_refusals(small, tmp_path):
     loaded = load_table(path, space="nb201", backend="onnxruntime")
     model = space.build(archs[1], SHAPE, 10)
     assert loaded.units == table.units and loaded.predict(model) == table.predict(model)
-    assert data["format"] == 2 and (loaded.scale, loaded.overhead_ms) == (table.scale, table.overhead_ms)
+    assert data["format"] == 2 and (loaded.scale, loaded.overhead_ms, loaded.constant_ms) == (
+        table.scale, table.overhead_ms, table.constant_ms)
     # format 1 had no scale: it reads as scale 1 (sum plus overhead, what it meant); a newer format is refused
     (tmp_path / "v1.json").write_text(json.dumps({**{k: v for k, v in data.items() if k != "scale"}, "format": 1}))
     old = load_table(tmp_path / "v1.json")
