@@ -4,15 +4,17 @@ random nb201 networks (3x32x32, 10 classes) on this CPU, with ONNX Runtime and P
     python benchmarks/latency_lut.py [--quick] [--json PATH] [--archs 200 | --archs nb201=200,mobilenet=100]
                                      [--spaces nb201,mobilenet] [--clock cpu|wall]
 
-For each space and backend a `LatencyTable` starts empty; its fixed overhead is calibrated on 5 networks
-(another seed). Then, architecture by architecture, the table times the units it has not seen yet and the
-whole network is measured: interleaved, so that other jobs on the machine slow both alike. The table's
-prediction is made after all units are known. Reported: Spearman rank correlation, mean absolute
-percentage error (MAPE) and the share within ±10 % of the measured median; `repeat_cv`, the coefficient
-of variation of the measured median over 3 repeated measurements of 10 networks (fresh sessions, spread
-over the run): the noise floor of "measured" itself. The learned predictor (`LatencyPredictor`, fit on 20
-further measured networks) is reported beside the table. nn-Meter reports 99.0 % within ±10 % on a
-Pixel 4 CPU. `--quick` uses 10 networks per space (predictor on 10, repeats on 5).
+For each space and backend a `LatencyTable` starts empty. In one pass over the 200 tested networks and 20
+calibration networks (another seed), interleaved, the table times the units it has not seen yet and the whole
+network is measured right after: a machine whose speed drifts (other jobs) drifts for units, tested and
+calibration networks alike. Then the table's scale and overhead are fitted on the calibration networks
+(`LatencyTable.calibrate`, least squares on relative errors) and it predicts the tested ones. Reported:
+Spearman rank correlation, mean absolute percentage error (MAPE) and the share within ±10 % of the measured
+median (of 30 calls); `repeat_cv`, the coefficient of variation of the measured median over 3 measurements of
+10 networks (fresh sessions, a third of the pass apart): the noise floor of "measured" itself. The learned
+predictor (`LatencyPredictor`, fit on the 20 calibration networks) is reported beside the table. nn-Meter
+reports 99.0 % within ±10 % on a Pixel 4 CPU. `--quick` uses 10 networks per space (10 calibration networks,
+repeats on 5).
 
 Calls are timed by the thread's CPU time by default (`--clock cpu`; `measure_latency(clock="cpu")`): on
 a 2-core machine shared with other jobs a thread waits for a core for much of any call longer than a
@@ -85,7 +87,8 @@ def measure_space(name: str, backend: str, archs: int, seed: int = 0, quick: boo
     return {**accuracy(predicted, tested), "repeat_cv": float(np.mean(cv)),
             "predictor": accuracy(learned, tested), "units": len(table.units), "overhead_ms": table.overhead_ms,
             "scale": table.scale, "median_measured_ms": float(np.median(tested)),
-            "seconds": time.perf_counter() - started, "archs": archs, "clock": clock}
+            "seconds": time.perf_counter() - started, "archs": archs, "clock": clock,
+            "per_network": {"measured_ms": tested, "table_ms": predicted, "predictor_ms": learned}}
 
 
 def report(results: dict) -> str:
