@@ -3,29 +3,35 @@ SPOS + evolution and ENAS search a small supernet on CIFAR-10 images; the derive
 up in the NAS-Bench-201 table (val / test accuracy, percentile = percent of the table's architectures with
 a lower val_acc), with the search's wall time.
 
-    python benchmarks/oneshot_nb201.py [--quick] [--json PATH] [--table PATH] [--data PATH] [--seeds 2] [--workers 2]
+    python benchmarks/oneshot_nb201.py [--quick] [--json PATH] [--table PATH] [--data PATH] [--seeds 2] [--workers 1]
 
-CPU-sized, as the issue asks: supernet C=16, one cell per stage; ../shared/data/cifar10_train10k.npz
-split (seed 0, stratified) into 4,500 training and 4,500 validation images (1,000 more held out, unused),
-of which the first 1,500 training images train the weights (short epochs, so that DARTS- can decay its
-auxiliary skip over several of them); batch 64; weights SGD lr 0.025 -> 0.001 cosine, momentum 0.9,
-wd 3e-4. Epochs are sized so that each run takes about two CPU-minutes (`EPOCHS`): about 90 DARTS steps
-against the paper's ~20,000, so the alphas' Adam lr is 3e-3, ten times the paper's, for DARTS and GDAS
-alike. GDAS' tau 10 -> 0.1. SPOS scores 30 candidates of regularized evolution (population 10, sample 3);
-ENAS 10 controller samples; every
-candidate inherits the supernet's weights, BatchNorm recalibrated on 512 training images, scored on the
-first 1,000 validation images. Each run is one process on one thread; `--workers` run side by side.
-`--quick`: one seed, 1,000 training / validation images, one epoch per method, 10 SPOS candidates.
+CPU-sized, as the issue asks: supernet C=8 (DARTS' mixed steps are 2.5 times faster than at C=16: more
+steps per CPU-minute), one cell per stage; ../shared/data/cifar10_train10k.npz split (seed 0, stratified)
+into 4,500 training and 4,500 validation images (1,000 more held out, unused); batch 64; weights SGD lr
+0.025 -> 0.001 cosine, momentum 0.9, wd 3e-4. Epochs are sized so that each run takes a few CPU-minutes
+(`EPOCHS`): DARTS 6 epochs, about 420 steps against the paper's ~20,000, so its schedule is compressed
+(benchmark settings; the library keeps the paper's defaults): two weights-only warm-up epochs
+(`warmup_epochs`, as the NB201 and DARTS- code bases warm up), then the alphas' Adam at lr 0.03, 100 times
+the paper's 3e-4. GDAS: 20 epochs, 10 of them warm-up, alpha lr 0.03, tau 10 -> 0.1 over the epochs.
+SPOS: 10 epochs, then 30 candidates of regularized evolution (population 10, sample 3); ENAS: 7 epochs,
+10 controller samples. Every candidate inherits the supernet's weights, BatchNorm recalibrated on 512
+training images, scored on the first 1,000 validation images. These settings were chosen on tuning seeds
+(100, 101), not on the reported seeds. Each run is one process on one thread; `--workers` run side by side.
+`--quick`: one seed, 1,000 training / validation images, one epoch per method after its warm-up, 10 SPOS
+candidates.
 
-Outcome (results/oneshot_nb201.md, seeds 0 and 1, 3.5-6 min of wall time per run on the shared machine):
-none of the published behaviours is reproduced at this budget. No derived cell is in the table's top 5 %
-(best: DARTS seed 1, 86th percentile; DARTS- seed 1, 80th). DARTS does not collapse to skip_connect
-(skip share 0 and 0.33) — after ~90 steps the alphas have hardly moved (mean entropy of softmax(alpha)
-1.607 nats against the uniform 1.609), so its derivation reads small differences, not a converged choice;
-the collapse the papers report takes thousands of steps. GDAS seed 1, SPOS and ENAS seed 1 derive
-parameter-free-heavy cells (2-9th percentile): the inherited-weight scores of a briefly trained supernet
-favour cells with few convolutions (see supernet_ranking.py, Kendall tau -0.08), and SPOS' evolution and
-ENAS' reward follow them.
+Outcome (results/oneshot_nb201.md, seeds 0 and 1, 1-4 min of wall time per run on the shared machine):
+the issue's targets are not met at this budget. One run reaches the top 5 %: plain DARTS seed 0 (99.5th
+percentile, the table's top pattern: skip_connect on 0->3, 3x3 convolutions elsewhere); its seed 1
+derives five convolutions and a pool, no skip (39th). DARTS- derives the 78th percentile on both seeds
+(mean 78.4 against plain DARTS' 69.4), both times with avg_pool on 0->3: the auxiliary skip does the
+residual's work, so the skip op loses the edge the best cells give it. The collapse is not reproduced on
+the reported seeds (final skip share 0.33 and 0; on tuning seed 100 plain DARTS derived 5 skip edges of 6
+after its first search epoch and ended with 4, 31st percentile, DARTS- with 2, 97th). The alphas now move
+(mean entropy 1.36-1.56 nats at the end against the uniform 1.61). GDAS (2nd and 19th percentile) and
+SPOS (25th, 22nd) derive pool- and skip-heavy cells: with one path per step the shared convolutions are
+trained on a fifth of the steps, and both the straight-through gradient and the inherited scores favour
+parameter-free ops (supernet_ranking.py). ENAS: 79th and 69th.
 """
 
 from __future__ import annotations
@@ -46,18 +52,18 @@ from nasforge.oneshot import SupernetEstimator, create_method
 from nasforge.oneshot.trainer import Listed
 from nasforge.spaces.nb201 import NB201Space, parse_arch
 
-#: method -> (one-shot method, its options)
+#: method -> (one-shot method, its options); DARTS and GDAS: alpha frozen for the first epochs (warm-up)
 METHODS = {
-    "darts": ("darts", {"alpha_lr": 3e-3}),
-    "darts-auxskip": ("darts", {"alpha_lr": 3e-3, "defence": "auxskip"}),
-    "gdas": ("gdas", {"alpha_lr": 3e-3}),
+    "darts": ("darts", {"alpha_lr": 0.03, "warmup_epochs": 2}),
+    "darts-auxskip": ("darts", {"alpha_lr": 0.03, "warmup_epochs": 2, "defence": "auxskip"}),
+    "gdas": ("gdas", {"alpha_lr": 0.03, "warmup_epochs": 10}),
     "spos": ("spos", {"population_size": 10, "sample_size": 3}),
     "enas": ("enas", {"derive_samples": 10}),
 }
 #: supernet epochs of each method in a full run (4,500 images an epoch): a few minutes each on one core
-EPOCHS = {"darts": 4, "darts-auxskip": 4, "gdas": 16, "spos": 30, "enas": 20}
+EPOCHS = {"darts": 6, "darts-auxskip": 6, "gdas": 20, "spos": 10, "enas": 7}
 SPOS_CANDIDATES = 30
-TRAIN_IMAGES = 1500
+CHANNELS = 8
 
 
 def read_table(path: Path) -> dict[str, tuple[float, float]]:
@@ -65,23 +71,23 @@ def read_table(path: Path) -> dict[str, tuple[float, float]]:
         return {row["arch"]: (float(row["val_acc"]), float(row["test_acc"])) for row in csv.DictReader(f)}
 
 
-def load_data(path: Path, *, quick: bool, train_images: int | None = None):
-    """The seed-0 45 / 45 / 10 split; the first `train_images` training images (all: None); 1,000 of each if `quick`."""
+def load_data(path: Path, *, quick: bool):
+    """The seed-0 45 / 45 / 10 split; 1,000 training and validation images if `quick`."""
     data = load_dataset(str(path), seed=0, val_fraction=0.45, test_fraction=0.1)
     if quick:
         return replace(data, x_train=data.x_train[:1000], y_train=data.y_train[:1000],
                        x_val=data.x_val[:1000], y_val=data.y_val[:1000])
-    return replace(data, x_train=data.x_train[:train_images], y_train=data.y_train[:train_images])
+    return data
 
 
-def search(method: str, seed: int, data_path: Path, quick: bool, channels: int = 16) -> dict:
+def search(method: str, seed: int, data_path: Path, quick: bool, channels: int = CHANNELS) -> dict:
     """One search: train the supernet, score the method's proposals with inherited weights, keep the best."""
     torch.set_num_threads(1)
-    data = load_data(data_path, quick=quick, train_images=TRAIN_IMAGES)
+    data = load_data(data_path, quick=quick)
     space = NB201Space(channels=channels, cells_per_stage=1)
     name, options = METHODS[method]
     start = time.perf_counter()
-    trainer = create_method(name, space=space, data=data, seed=seed, epochs=1 if quick else EPOCHS[method],
+    trainer = create_method(name, space=space, data=data, seed=seed, epochs=1 + options.get("warmup_epochs", 0) if quick else EPOCHS[method],
                             batch_size=64, **options)
     log = trainer.fit()
     strategy = trainer.proposals(Objective("val_acc"))
@@ -106,7 +112,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0], table=True)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CIFAR-10 .npz (x, y)")
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=1)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     args = p.parse_args()
     table = read_table(args.table)

@@ -5,6 +5,8 @@ alternates the bilevel problem's two updates: alpha takes one Adam step on the l
 batch (lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, as the paper), the gradient taken with respect to
 alpha only; then the weights take one SGD step on a training batch with alpha held fixed (detached), so
 alpha never sees the training loss. First order (the default): the weights are not unrolled.
+`warmup_epochs` first epochs train the weights only, alpha frozen (as the NAS-Bench-201 and DARTS- code
+bases warm up), so that alpha's first steps compare trained ops, not freshly initialised ones.
 
 `order=2` is the paper's second-order approximation (its Eq. 7 and 8): alpha's gradient is
 
