@@ -2,7 +2,11 @@
 Uniform Sampling").
 
 Training: each step samples one path uniformly at random and trains only its ops, so every subnet's
-weights are trained alike and no architecture is favoured while the supernet learns. Search: the
+weights are trained alike and no architecture is favoured while the supernet learns. `sampling="fair"` is
+FairNAS' strict fairness (Chu et al., 2021, "FairNAS: Rethinking Evaluation Fairness of Weight Sharing
+Neural Architecture Search"): each step trains as many paths as a decision has options, together using
+every option of every decision once, and takes one update with their gradients accumulated, so every op
+is trained on every step rather than on a fifth of them in expectation. Search: the
 project's regularized evolution (`nasforge.strategies.evolution`) over subnets that inherit the trained
 weights, each scored after BatchNorm recalibration (`SupernetEstimator`); hard limits on parameters,
 FLOPs or latency go through `nasforge.strategies.constrained` like in any other search.
