@@ -122,13 +122,15 @@ class Darts(OneShot):
         self.alpha_optimizer.step()
 
     def unrolled_alpha_step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
-        """One Adam step of alpha with the second-order gradient (see the module); the weights and their
-        gradients are left untouched (the virtual weights go through `functional_call`)."""
+        """One Adam step of alpha with the second-order gradient (see the module); the weights, their
+        gradients and BatchNorm's running statistics are left untouched (the virtual weights and copies of
+        the buffers go through `functional_call`)."""
         names, w = zip(*self.supernet.named_parameters())
         xi = self.optimizer.param_groups[0]["lr"]
 
         def loss(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-            return self.loss(functional_call(self.supernet, dict(zip(names, params)), (x,), {"weights": weights}), y)
+            state = {**{name: b.clone() for name, b in self.supernet.named_buffers()}, **dict(zip(names, params))}
+            return self.loss(functional_call(self.supernet, state, (x,), {"weights": weights}), y)
 
         def grad(value: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
             return list(torch.autograd.grad(value, inputs, allow_unused=True, materialize_grads=True))
@@ -136,7 +138,7 @@ class Darts(OneShot):
         weights = self.probs()
         unrolled = [(p - xi * g).detach().requires_grad_() for p, g in zip(w, grad(loss(w, x, y, weights.detach()), w))]
         alpha_grad, *dw = grad(loss(unrolled, x_val, y_val, weights), [self.alpha, *unrolled])
-        eps = 0.01 / torch.cat([g.flatten() for g in dw]).norm()
+        eps = 0.01 / torch.cat([g.flatten() for g in dw]).norm().clamp_min(1e-12)  # a zero gradient: no Hessian term
         train_grad = [grad(loss([p.detach() + sign * eps * g for p, g in zip(w, dw)], x, y, self.probs()), [self.alpha])[0]
                       for sign in (1, -1)]
         self.alpha.grad = alpha_grad - xi * (train_grad[0] - train_grad[1]) / (2 * eps)
