@@ -20,6 +20,7 @@ from nasforge.oneshot import Supernet, create_method
 from nasforge.oneshot.gdas import gumbel_straight_through
 from nasforge.spaces.base import HasSupernet
 from nasforge.spaces.darts import CONCAT, DARTS_OPS, GENOTYPES, DartsSpace
+from test_supernet import train_on_random_paths
 
 SPACE = DartsSpace(channels=4, cells=3, stem_multiplier=1)  # a normal, then two reduction cells
 SHAPE = (3, 8, 8)
@@ -34,18 +35,7 @@ REPEATS = {"normal": [["sep_conv_3x3", 1], ["sep_conv_3x3", 1], ["none", 2], ["m
 
 @pytest.fixture(scope="module")
 def trained():
-    """The supernet after 4 SGD steps on random paths: weights and BN statistics off their init."""
-    torch.manual_seed(0)  # the supernet's initial weights
-    net = SPACE.supernet(SHAPE, 5)
-    x, y = torch.randn(16, *SHAPE), torch.randint(0, 5, (16,))
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        loss = nn.functional.cross_entropy(net(x, path=net.path(SPACE.sample(rng))), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net
+    return train_on_random_paths(SPACE, SHAPE, steps=4)
 
 
 @pytest.fixture(scope="module")
