@@ -10,8 +10,9 @@ network is measured right after: a machine whose speed drifts (other jobs) drift
 calibration networks alike. Then the table's scale and overhead are fitted on the calibration networks
 (`LatencyTable.calibrate`, least squares on relative errors) and it predicts the tested ones. Reported:
 Spearman rank correlation, mean absolute percentage error (MAPE) and the share within ±10 % of the measured
-median (of 30 calls); `repeat_cv`, the coefficient of variation of the measured median over 3 measurements of
-10 networks (fresh sessions, a third of the pass apart): the noise floor of "measured" itself. The learned
+median (of 100 calls on ONNX Runtime, 30 eager); `repeat_cv`, the coefficient of variation of the measured
+median over 3 measurements of 10 networks (fresh sessions, a third of the pass apart): the noise floor of
+"measured" itself. The learned
 predictor (`LatencyPredictor`, fit on the 20 calibration networks) is reported beside the table. nn-Meter
 reports 99.0 % within ±10 % on a Pixel 4 CPU. `--quick` uses 10 networks per space (10 calibration networks,
 repeats on 5).
@@ -44,7 +45,12 @@ from nasforge.spaces import create_space
 
 SPACES = {"nb201": ((3, 32, 32), 10), "mobilenet": ((3, 224, 224), 1000)}
 BACKENDS = ("onnxruntime", "eager")
-WARMUP, REPEATS = 5, 30  # per timing; the median of 30 calls
+WARMUP = 5
+#: calls per timing (their median is the latency): this machine's speed wanders over tens of calls even when idle
+#: (ONNX Runtime, one MobileNet: lag-30 autocorrelation of call times 0.2; medians of 30 consecutive calls spread
+#: by 4.3 % CV, of 120 by 3.1 %), so ONNX Runtime's short calls are timed 100 times; eager's calls are 2-3x longer
+#: (30 span about as long) and 3x costlier to repeat
+REPEATS = {"onnxruntime": 100, "eager": 30}
 #: (networks that calibrate the table and fit the learned predictor, networks measured 3 times for repeat_cv)
 EXTRA = {False: (20, 10), True: (10, 5)}
 
@@ -64,7 +70,7 @@ def measure_space(name: str, backend: str, archs: int, seed: int = 0, quick: boo
     calibrating, repeated = EXTRA[quick]
     calibration = [space.build(space.sample(other), shape, classes) for _ in range(calibrating)]
     table = LatencyTable(space=name, backend=backend, device=device_name(backend), threads=1, batch_size=1,
-                         input_shape=shape, num_classes=classes, warmup=WARMUP, repeats=REPEATS, clock=clock)
+                         input_shape=shape, num_classes=classes, warmup=WARMUP, repeats=REPEATS[backend], clock=clock)
     started = time.perf_counter()
     # one pass over the tested and the calibration networks, interleaved, each measured right after its new
     # units are timed: a machine that drifts (other jobs, clock speed) drifts for the units, the measured
