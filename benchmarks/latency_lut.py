@@ -12,9 +12,8 @@ calibration networks alike. Then the table's scale and overhead are fitted on th
 Spearman rank correlation, mean absolute percentage error (MAPE) and the share within ±10 % of the measured
 median (of 100 calls on ONNX Runtime, 30 eager); `repeat_cv`, the coefficient of variation of the measured
 median over 3 measurements of 10 networks (fresh sessions, a third of the pass apart): the noise floor of
-"measured" itself. The learned
-predictor (`LatencyPredictor`, fit on the 20 calibration networks) is reported beside the table. nn-Meter
-reports 99.0 % within ±10 % on a Pixel 4 CPU. `--quick` uses 10 networks per space (10 calibration networks,
+"measured" itself. The learned predictor (`LatencyPredictor`, fit on the 20 calibration networks) is reported
+beside the table. nn-Meter reports 99.0 % within ±10 % on a Pixel 4 CPU. `--quick` uses 10 networks per space (10 calibration networks,
 repeats on 5).
 
 Calls are timed by the thread's CPU time by default (`--clock cpu`; `measure_latency(clock="cpu")`): on
@@ -24,11 +23,16 @@ microseconds) and would be measured as a table error. With one thread all the wo
 thread, so its CPU time is the latency of an idle machine; `--clock wall` measures wall-clock time (use
 it on a quiet machine).
 
-Outcome of the reported run (results/latency_lut.md; `--archs nb201=200,mobilenet=100` on a 2-core machine
-at a load of 4-8, 38 min): mobilenet on ONNX Runtime Spearman 0.955, MAPE 6.8 %, 82 % within ±10 % (the
-95 % aim is not met; the measurement's own repeat CV is 5 %), eager 0.920 / 9.1 % / 66 %; nb201's small
-units sum poorly (33 % within ±10 % on both backends, Spearman 0.957 on ONNX Runtime) and the learned
-predictor, fit on 20 networks, does not beat the table.
+Outcome of the reported run (results/latency_lut.md; `--archs 200 --spaces mobilenet,nb201 --clock cpu` on an
+idle 2-core machine, load 0.0 before and 1.0, this run, during; 18 min): mobilenet on ONNX Runtime Spearman
+0.973, MAPE 3.5 %, 93.5 % within ±10 % (scale 1.033, overhead 0.63 ms) — the 95 % aim is NOT met; 12 of the
+13 misses are networks measured 14-19 % slower than predicted, as the measurement's own one-sided noise would make them
+(repeat CV 3.8 %: this machine's speed wanders over tens of calls even when idle). Before the calibrated scale
+and these changes the same benchmark gave 82 % (100 networks, loaded machine). Eager: Spearman 0.800, MAPE
+12.0 %, 43 % within ±10 %, but its own repeat CV is 9.4 % (eager allocates its activations afresh each call:
+about 4,500 page faults, a quarter of a MobileNet's CPU time, which varies). nb201 (networks of about 1 ms):
+ONNX Runtime Spearman 0.977, MAPE 10.5 %, 60 % within ±10 % (repeat CV 10.3 %), eager 0.907 / 11.0 % / 57 %
+(repeat CV 8.7 %); the learned predictor does not beat the table on any row (mobilenet ONNX Runtime 92.0 %).
 """
 
 from __future__ import annotations
