@@ -26,8 +26,8 @@ it on a quiet machine).
 Outcome of the reported run (results/latency_lut.md; `--archs 200 --spaces mobilenet,nb201 --clock cpu` on an
 idle 2-core machine, load 0.0 before and 1.0, this run, during; 18 min): mobilenet on ONNX Runtime Spearman
 0.973, MAPE 3.5 %, 93.5 % within ±10 % (scale 1.033, overhead 0.63 ms) — the 95 % aim is NOT met; 12 of the
-13 misses are networks measured 14-19 % slower than predicted, as the measurement's own one-sided noise would make them
-(repeat CV 3.8 %: this machine's speed wanders over tens of calls even when idle). Before the calibrated scale
+13 misses are networks measured 14-19 % slower than predicted, as the measurement's own one-sided noise
+would make them (repeat CV 3.8 %: this machine's speed wanders over tens of calls even when idle). Before the calibrated scale
 and these changes the same benchmark gave 82 % (100 networks, loaded machine). Eager: Spearman 0.800, MAPE
 12.0 %, 43 % within ±10 %, but its own repeat CV is 9.4 % (eager allocates its activations afresh each call:
 about 4,500 page faults, a quarter of a MobileNet's CPU time, which varies). nb201 (networks of about 1 ms):
