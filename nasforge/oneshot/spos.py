@@ -49,14 +49,22 @@ class Spos(OneShot):
         self.proposals(Objective())  # refuses a bad pair now, not after the supernet has trained
 
     def step(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        paths = [self.sample_path()] if self.sampling == "uniform" else self.fair_paths()
-        losses, logits = [], None
-        for path in paths:
-            out = self.supernet(x, path=path)
-            losses.append(self.loss(out, y))
-            logits = out if logits is None else logits
-        self.weight_step(sum(losses))  # FairNAS: the paths' gradients accumulated, one update
-        return (sum(losses) / len(losses)).detach(), logits.detach()
+        if self.sampling == "uniform":
+            logits = self.supernet(x, path=self.sample_path())
+            loss = self.loss(logits, y)
+            self.weight_step(loss)
+            return loss.detach(), logits.detach()
+        # FairNAS: the paths' gradients accumulated, one graph in memory at a time, then one update
+        self.optimizer.zero_grad(set_to_none=True)
+        losses, first = [], None
+        for path in self.fair_paths():
+            logits = self.supernet(x, path=path)
+            loss = self.loss(logits, y)
+            loss.backward()
+            losses.append(loss.detach())
+            first = logits.detach() if first is None else first
+        self.weight_step()
+        return torch.stack(losses).mean(), first
 
     def fair_paths(self) -> list[tuple[int, ...]]:
         """FairNAS' strictly fair sample: as many paths as a decision has options, together using every

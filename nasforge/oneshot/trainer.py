@@ -197,11 +197,13 @@ class OneShot(ABC):
                 if on_epoch is not None:
                     on_epoch(row)
 
-    def weight_step(self, loss: torch.Tensor) -> None:
+    def weight_step(self, loss: torch.Tensor | None = None) -> None:
         """Backpropagate `loss` to the weights and take one clipped SGD step (data-parallel: on the
-        gradients averaged over the ranks)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        gradients averaged over the ranks); without `loss`, the step takes the gradients the method has
+        accumulated since zeroing them (several paths backpropagated one at a time)."""
+        if loss is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         self.mean_over_ranks(*(p.grad for p in self.supernet.parameters() if p.grad is not None))
         if self.grad_clip:
             nn.utils.clip_grad_norm_(self.supernet.parameters(), self.grad_clip)
