@@ -54,7 +54,9 @@ WARMUP = 5
 #: (ONNX Runtime, one MobileNet: lag-30 autocorrelation of call times 0.2; medians of 30 consecutive calls spread
 #: by 4.3 % CV, of 120 by 3.1 %), so ONNX Runtime's short calls are timed 100 times; eager's calls are 2-3x longer
 #: (30 span about as long) and 3x costlier to repeat
-REPEATS = {"onnxruntime": 100, "eager": 30}
+#: nb201's networks take about 1 ms (ONNX Runtime) and 8 ms (eager), so they are called more often to span as long
+REPEATS = {("mobilenet", "onnxruntime"): 100, ("mobilenet", "eager"): 30, ("nb201", "onnxruntime"): 400,
+           ("nb201", "eager"): 60}
 #: (networks that calibrate the table and fit the learned predictor, networks measured 3 times for repeat_cv)
 EXTRA = {False: (20, 10), True: (10, 5)}
 
@@ -74,7 +76,8 @@ def measure_space(name: str, backend: str, archs: int, seed: int = 0, quick: boo
     calibrating, repeated = EXTRA[quick]
     calibration = [space.build(space.sample(other), shape, classes) for _ in range(calibrating)]
     table = LatencyTable(space=name, backend=backend, device=device_name(backend), threads=1, batch_size=1,
-                         input_shape=shape, num_classes=classes, warmup=WARMUP, repeats=REPEATS[backend], clock=clock)
+                         input_shape=shape, num_classes=classes, warmup=WARMUP, repeats=REPEATS[name, backend], clock=clock)
+    reference = space.build(space.sample(np.random.default_rng(seed + 2)), shape, classes)
     started = time.perf_counter()
     # one pass over the tested and the calibration networks, interleaved, each measured right after its new
     # units are timed: a machine that drifts (other jobs, clock speed) drifts for the units, the measured
@@ -83,36 +86,46 @@ def measure_space(name: str, backend: str, archs: int, seed: int = 0, quick: boo
                    + [((j + 0.5) / calibrating, "calibration", j) for j in range(calibrating)]
                    + [(j / archs + k / 3, "repeat", j) for j in range(min(repeated, archs)) for k in (1, 2)])
     models = {"test": build, "calibration": calibration, "repeat": build}
-    measured: dict[str, dict[int, list[float]]] = {kind: {} for kind in models}
+    stats: dict[str, dict[int, list]] = {kind: {} for kind in models}
     for _, kind, i in order:
         table.add(models[kind][i])
-        measured[kind].setdefault(i, []).append(table.measure(models[kind][i]))
-    latencies = [measured["calibration"][j][0] for j in range(calibrating)]
-    table.calibrate(calibration, latencies)
-    predicted = [table.predict(model) for model in build]
-    tested = [measured["test"][i][0] for i in range(archs)]
-    predictor = LatencyPredictor(table).fit(calibration, latencies)
-    learned = [predictor.predict(model) for model in build]
-    cv = [np.std(r) / np.mean(r) for r in (measured["test"][j] + measured["repeat"][j] for j in measured["repeat"])]
-    return {**accuracy(predicted, tested), "repeat_cv": float(np.mean(cv)),
-            "predictor": accuracy(learned, tested), "units": len(table.units), "overhead_ms": table.overhead_ms,
-            "scale": table.scale, "median_measured_ms": float(np.median(tested)),
-            "seconds": time.perf_counter() - started, "archs": archs, "clock": clock,
+        stats[kind].setdefault(i, []).append(table.measure(models[kind][i], reference=reference))
+    # the machine's speed during each measurement, relative to the whole pass: the reference's median then
+    usual = np.median([s.reference_ms for runs in stats.values() for r in runs.values() for s in r])
+    results = {}
+    for corrected in (True, False):
+        measured = {kind: {i: [s.median_ms * (usual / s.reference_ms if corrected else 1.0) for s in r]
+                           for i, r in runs.items()} for kind, runs in stats.items()}
+        latencies = [measured["calibration"][j][0] for j in range(calibrating)]
+        table.calibrate(calibration, latencies)
+        predicted = [table.predict(model) for model in build]
+        tested = [measured["test"][i][0] for i in range(archs)]
+        predictor = LatencyPredictor(table).fit(calibration, latencies)
+        learned = [predictor.predict(model) for model in build]
+        cv = [np.std(r) / np.mean(r) for r in (measured["test"][j] + measured["repeat"][j] for j in measured["repeat"])]
+        results[corrected] = {
+            **accuracy(predicted, tested), "repeat_cv": float(np.mean(cv)), "predictor": accuracy(learned, tested),
+            "overhead_ms": table.overhead_ms, "scale": table.scale, "median_measured_ms": float(np.median(tested)),
             "per_network": {"measured_ms": tested, "table_ms": predicted, "predictor_ms": learned}}
+    return {**results[True], "uncorrected": results[False], "units": len(table.units),
+            "seconds": time.perf_counter() - started, "archs": archs, "clock": clock}
 
 
 def report(results: dict) -> str:
     header = ["space", "backend", "archs", "units", "median ms", "Spearman", "MAPE", "within ±10 %", "repeat CV",
-              "scale, overhead ms", "predictor: Spearman / MAPE / within ±10 %", "seconds"]
+              "scale, overhead ms", "predictor: Spearman / MAPE / within ±10 %",
+              "uncorrected: Spearman / MAPE / within ±10 % / repeat CV", "seconds"]
     rows = []
     for name, backends in results.items():
         for backend, r in backends.items():
             p = r["predictor"]
+            u = r["uncorrected"]
             rows.append([name, backend, r["archs"], r["units"], f"{r['median_measured_ms']:.2f}", f"{r['spearman']:.3f}",
                          f"{100 * r['mape']:.1f} %", f"{100 * r['within_10pct']:.1f} %", f"{100 * r['repeat_cv']:.1f} %",
                          f"{r['scale']:.3f}, {r['overhead_ms']:.2f}",
                          f"{p['spearman']:.3f} / {100 * p['mape']:.1f} % / {100 * p['within_10pct']:.1f} %",
-                         f"{r['seconds']:.0f}"])
+                         f"{u['spearman']:.3f} / {100 * u['mape']:.1f} % / {100 * u['within_10pct']:.1f} % / "
+                         f"{100 * u['repeat_cv']:.1f} %", f"{r['seconds']:.0f}"])
     clock = next(iter(next(iter(results.values())).values()))["clock"]
     return (f"Lookup table vs measured median latency ({clock} clock), 1 thread, batch 1, on {device_name()}.\n\n"
             + markdown_table(header, rows))

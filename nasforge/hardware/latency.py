@@ -35,6 +35,8 @@ BACKENDS = ("eager", "torchscript", "onnxruntime", "cuda", "onnxruntime-cuda")
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 #: the backends that run on a GPU: PyTorch eager on CUDA, ONNX Runtime's CUDA execution provider
 GPU_BACKENDS = ("cuda", "onnxruntime-cuda")
+#: blocks the calls to a network are split into when it is timed in alternation with a reference network
+REFERENCE_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,13 @@ class LatencyStats:
     batch_size: int
     backend: str
     clock: str = "wall"
+    #: the median of the reference network's calls, timed in alternation with these (None without a reference)
+    reference_ms: float | None = None
 
 
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1, warmup: int = 10,
                     repeats: int = 30, threads: int | None = None, backend: str = "eager",
-                    isolate: bool = False, clock: str = "wall") -> LatencyStats:
+                    isolate: bool = False, clock: str = "wall", reference: nn.Module | None = None) -> LatencyStats:
     """Time `model` in eval mode on a (batch_size, *input_shape) batch with `backend` (one of `BACKENDS`).
 
     `threads` sets torch's (and ONNX Runtime's intra-op) thread count for the call only; None keeps
@@ -67,6 +71,12 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
     backends is where all the work runs: on a machine shared with other jobs it leaves out the time the
     thread waited for a core (which inflates long calls more than short ones), and on an idle machine it
     equals the wall-clock time.
+
+    A machine's speed wanders (other tenants of its host, clock speed, memory traffic): one network's median
+    of 30 consecutive calls can differ by 5 % from a minute earlier, for every network alike. With a
+    `reference` network (taking the same input), the calls to `model` are split into `REFERENCE_BLOCKS`
+    blocks alternating with blocks of reference calls, and `reference_ms` is the reference's median over the
+    same span: `median_ms / reference_ms` compares networks measured at different times on the same footing.
     """
     if backend not in BACKENDS:
         raise NasforgeError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -82,7 +92,8 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
 
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             return pool.submit(measure_latency, model, input_shape, batch_size=batch_size, warmup=warmup,
-                               repeats=repeats, threads=threads, backend=backend, clock=clock).result()
+                               repeats=repeats, threads=threads, backend=backend, clock=clock,
+                               reference=reference).result()
     _check_count("batch_size", batch_size, 1)
     _check_count("warmup", warmup, 0)
     _check_count("repeats", repeats, 1)
@@ -98,20 +109,37 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
     used = previous if threads is None else threads
     torch.set_num_threads(used)
     try:
-        with evaluating(model):
+        with evaluating(model), evaluating(reference or nn.Identity()):
             forward = _forward(backend, model, input_shape, x, used)
-            times = []
+            timed_reference = None if reference is None else _forward(backend, reference, input_shape, x, used)
             with torch.inference_mode():
-                for call in range(warmup + repeats):
-                    start = tick()
-                    forward()
-                    if call >= warmup:
-                        times.append(tick() - start)
+                _timed(forward, warmup, tick)
+                if timed_reference is None:
+                    times, against = _timed(forward, repeats, tick), []
+                else:
+                    _timed(timed_reference, warmup, tick)
+                    blocks = np.array_split(np.arange(repeats), min(REFERENCE_BLOCKS, repeats))
+                    calls = -(-repeats // (2 * len(blocks)))  # the reference takes about a third of the time
+                    times, against = [], _timed(timed_reference, calls, tick)
+                    for block in blocks:
+                        times += _timed(forward, len(block), tick)
+                        against += _timed(timed_reference, calls, tick)
     finally:
         torch.set_num_threads(previous)
     p10, median, p90 = np.percentile(np.array(times) * 1e3, [10, 50, 90])
     return LatencyStats(median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90), repeats=repeats,
-                        threads=used, batch_size=batch_size, backend=backend, clock=clock)
+                        threads=used, batch_size=batch_size, backend=backend, clock=clock,
+                        reference_ms=float(np.median(against) * 1e3) if against else None)
+
+
+def _timed(forward: Callable[[], object], calls: int, tick: Callable[[], float]) -> list[float]:
+    """Seconds (by `tick`) each of `calls` consecutive calls of `forward` took."""
+    times = []
+    for _ in range(calls):
+        start = tick()
+        forward()
+        times.append(tick() - start)
+    return times
 
 
 def _forward(backend: str, model: nn.Module, input_shape: tuple[int, ...], x: torch.Tensor,

@@ -55,7 +55,7 @@ import torch
 import torch.nn as nn
 
 from nasforge.errors import NasforgeError
-from nasforge.hardware.latency import BACKENDS, measure_latency
+from nasforge.hardware.latency import BACKENDS, LatencyStats, measure_latency
 from nasforge.spaces.base import Arch, SearchSpace
 
 __all__ = ["LatencyPredictor", "LatencyTable", "build_table", "device_name", "load_table", "model_units"]
@@ -240,11 +240,12 @@ class LatencyTable:
             self.entry(key, module, shape)
         return added
 
-    def measure(self, model: nn.Module) -> float:
-        """The measured median milliseconds of a whole network with the table's settings."""
+    def measure(self, model: nn.Module, *, reference: nn.Module | None = None) -> LatencyStats:
+        """A whole network timed with the table's settings (in alternation with `reference`, if given: see
+        `measure_latency`)."""
         return measure_latency(model, self.input_shape, batch_size=self.batch_size, threads=self.threads,
                                backend=self.backend, warmup=self.warmup, repeats=self.repeats,
-                               clock=self.clock).median_ms
+                               clock=self.clock, reference=reference)
 
     def calibrate(self, models: Sequence[nn.Module], latencies_ms: Sequence[float] | None = None) -> tuple[float, float]:
         """Fit `scale` and `overhead_ms` so that predictions match `models`' measured latencies (`latencies_ms`,
@@ -264,14 +265,14 @@ class LatencyTable:
         for model in models:
             self.add(model)
         sums = np.array([sum(self.units[key] for key, _, _ in self.units_of(model)) for model in models])
-        measured = np.array([self.measure(model) for model in models] if latencies_ms is None else latencies_ms, float)
+        measured = np.array([self.measure(model).median_ms for model in models] if latencies_ms is None else latencies_ms, float)
         if np.ptp(sums) > 0:
             fit = lsq_linear(np.stack([sums, np.ones_like(sums)], 1) / measured[:, None], np.ones_like(sums),
                              bounds=([0.0, -np.inf], [np.inf, np.inf]), method="bvls")
             self.scale, self.overhead_ms = map(float, fit.x)
         else:
             self.scale, self.overhead_ms = 1.0, float(np.median(measured - sums))
-        self.constant_ms = self.measure(_Constant(self.num_classes))
+        self.constant_ms = self.measure(_Constant(self.num_classes)).median_ms
         return self.scale, self.overhead_ms
 
     def _measure(self, module: nn.Module, shape: tuple[int, ...]) -> float:

@@ -181,3 +181,27 @@ def test_the_cpu_clock_leaves_out_waiting_and_needs_one_thread():
         measure_latency(_conv_net(), SHAPE, threads=2, clock="cpu")
     with pytest.raises(NasforgeError, match="^clock: expected one of wall, cpu"):
         measure_latency(_conv_net(), SHAPE, clock="sundial")
+
+
+def test_a_reference_is_timed_in_blocks_alternating_with_the_network():
+    import time
+
+    order: list[str] = []
+
+    class Logged(nn.Module):  # records each call; the reference also waits 10 ms
+        def __init__(self, name: str, wait: float) -> None:
+            super().__init__()
+            self.name, self.wait = name, wait
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            order.append(self.name)
+            time.sleep(self.wait)
+            return x
+
+    stats = measure_latency(Logged("n", 0.0), (4,), warmup=1, repeats=8, threads=1, reference=Logged("r", 0.01))
+    # warm-up of each, then 1 reference call (8 calls / 4 blocks / 2) around each of the 4 blocks of 2 network calls
+    assert "".join(order) == "nr" + "r" + "nnr" * 4
+    assert stats.reference_ms >= 10 > 2 > stats.median_ms and stats.repeats == 8
+    assert measure_latency(_conv_net(), SHAPE, warmup=0, repeats=2).reference_ms is None
+    onnx = measure_latency(_conv_net(), SHAPE, warmup=1, repeats=4, threads=1, backend="onnxruntime", reference=_conv_net())
+    assert onnx.reference_ms > 0 and 0.2 < onnx.median_ms / onnx.reference_ms < 5  # the same network twice
