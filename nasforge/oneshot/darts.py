@@ -25,7 +25,13 @@ parameter-free ops, skip connections above all (Dong & Yang, 2020 report all-ski
 NAS-Bench-201). `defence="auxskip"` is DARTS- (Chu et al., 2021, "DARTS-: Robustly Stepping out of
 Performance Collapse Without Indicators"): an auxiliary skip connection beside every mixed op, its weight
 decayed linearly from 1 to 0 over the search, hands the residual gradient to every op alike, so the
-skip_connect op no longer wins by supplying it. The monitor logs the derived cell's share of skip and
+skip_connect op no longer wins by supplying it. `defence="beta"` is beta-DARTS (Ye et al., 2022, "beta-DARTS:
+Beta-Decay Regularization for Differentiable Architecture Search"): alpha's validation loss gets
+lambda * mean over edges of logsumexp(alpha_edge), whose gradient lambda * softmax(alpha_edge) / edges pulls
+the strongest ops' alphas down hardest, so no op's mixing weight runs away early and the final argmax
+reflects the whole search; lambda grows linearly from 0 to `beta_weight` over the epochs. Unlike the
+auxiliary skip it leaves the skip op's own use intact (NAS-Bench-201's best cells keep skip_connect on
+edge 0->3). The monitor logs the derived cell's share of skip and
 pool ops and the mean entropy of the edges' softmax(alpha) each epoch: collapse shows as the skip share
 rising while the entropy falls.
 """
@@ -48,19 +54,22 @@ __all__ = ["DEFENCES", "Darts"]
 ORDERS = (1, 2)  # first order; the paper's second-order approximation
 
 #: collapse defences: name -> paper
-DEFENCES = {"auxskip": "DARTS- (Chu et al., 2021): auxiliary skip connection, weight decayed 1 -> 0"}
+DEFENCES = {"auxskip": "DARTS- (Chu et al., 2021): auxiliary skip connection, weight decayed 1 -> 0",
+            "beta": "beta-DARTS (Ye et al., 2022): beta-decay regularisation of alpha, weight 0 -> beta_weight"}
 
 
 class Darts(OneShot):
-    """DARTS of `order` 1 or 2 (see the module); `defence` None or one of `DEFENCES`; other options as `OneShot`."""
+    """DARTS of `order` 1 or 2 (see the module); `defence` None or one of `DEFENCES` (`beta_weight`: the
+    beta-decay regularisation's final weight); other options as `OneShot`."""
 
     name = "darts"
     alpha_betas = (0.5, 0.999)  # Adam's betas for alpha, as the paper
 
     def __init__(self, *, alpha_lr: float = 3e-4, alpha_weight_decay: float = 1e-3, defence: str | None = None,
-                 warmup_epochs: int = 0, order: int = 1, **options: Any) -> None:
+                 warmup_epochs: int = 0, order: int = 1, beta_weight: float = 1.0, **options: Any) -> None:
         super().__init__(**options)
         check_whole("warmup_epochs", warmup_epochs, 0)
+        check_number("beta_weight", beta_weight, 0.0, math.inf)
         check_number("alpha_lr", alpha_lr, 0.0, math.inf)
         check_number("alpha_weight_decay", alpha_weight_decay, 0.0, math.inf)
         if defence is not None and defence not in DEFENCES:
@@ -71,7 +80,8 @@ class Darts(OneShot):
             raise NasforgeError(f"order: {self.name} is first order only (allowed: 1)")
         self.order = order
         self.alpha_lr, self.alpha_weight_decay, self.defence = alpha_lr, alpha_weight_decay, defence
-        self.warmup_epochs = warmup_epochs
+        self.warmup_epochs, self.beta_weight = warmup_epochs, beta_weight
+        self.beta = 0.0  # this epoch's weight of the beta-decay regularisation
 
     def _setup(self) -> None:
         shape = (len(self.supernet.weight_sizes), max(self.supernet.weight_sizes))
@@ -98,6 +108,11 @@ class Darts(OneShot):
 
     def _begin_epoch(self, epoch: int) -> None:
         self.supernet.aux_skip = 1.0 - epoch / self.epochs if self.defence == "auxskip" else 0.0
+        self.beta = self.beta_weight * epoch / max(1, self.epochs - 1) if self.defence == "beta" else 0.0
+
+    def alpha_penalty(self) -> torch.Tensor:
+        """What alpha's loss adds to the validation loss: beta-DARTS' beta-decay term (0 without it)."""
+        return self.beta * torch.logsumexp(self.logits(), dim=-1).mean()
 
     def arch_forward(self, x: torch.Tensor, *, detach: bool) -> torch.Tensor:
         """The supernet's logits under the current architecture distribution (alpha held fixed if `detach`)."""
@@ -117,7 +132,7 @@ class Darts(OneShot):
 
     def alpha_step(self, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
         """One Adam step of alpha on a validation batch; the weights' gradients are left untouched."""
-        loss = self.loss(self.arch_forward(x_val, detach=False), y_val)
+        loss = self.loss(self.arch_forward(x_val, detach=False), y_val) + self.alpha_penalty()
         (self.alpha.grad,) = torch.autograd.grad(loss, [self.alpha])
         self.alpha_optimizer.step()
 
@@ -141,7 +156,8 @@ class Darts(OneShot):
         eps = 0.01 / torch.cat([g.flatten() for g in dw]).norm().clamp_min(1e-12)  # a zero gradient: no Hessian term
         train_grad = [grad(loss([p.detach() + sign * eps * g for p, g in zip(w, dw)], x, y, self.probs()), [self.alpha])[0]
                       for sign in (1, -1)]
-        self.alpha.grad = alpha_grad - xi * (train_grad[0] - train_grad[1]) / (2 * eps)
+        (penalty,) = torch.autograd.grad(self.alpha_penalty(), [self.alpha], materialize_grads=True)
+        self.alpha.grad = alpha_grad - xi * (train_grad[0] - train_grad[1]) / (2 * eps) + penalty
         self.alpha_optimizer.step()
 
     def derive(self) -> Arch:
@@ -158,7 +174,8 @@ class Darts(OneShot):
                if isinstance(choice.options[i], str)]  # the op decisions (not the darts space's inputs)
         return {"arch": arch.key, "skip_share": sum("skip" in op for op in ops) / len(ops),
                 "pool_share": sum("pool" in op for op in ops) / len(ops), "alpha_entropy": self.alpha_entropy(),
-                **({"aux_skip": self.supernet.aux_skip} if self.defence else {})}
+                **({"aux_skip": self.supernet.aux_skip} if self.defence == "auxskip" else {}),
+                **({"beta": self.beta} if self.defence == "beta" else {})}
 
     def _method_state(self) -> dict[str, Any]:
         return {"alpha": self.alpha.detach().clone(), "alpha_optimizer": self.alpha_optimizer.state_dict()}

@@ -92,6 +92,26 @@ def test_darts_derives_the_argmax_genotype_which_builds_and_is_logged(data):
     assert log[0]["aux_skip"] == 1.0  # DARTS-: the auxiliary skip starts at weight 1 and decays
 
 
+def test_darts_beta_decay_adds_its_softmax_gradient_to_alpha_and_grows_over_the_epochs(data):
+    darts = create_method("darts", space=SPACE, data=data, epochs=3, batch_size=32, seed=0, alpha_lr=0.05,
+                          defence="beta", beta_weight=4.0)
+    net = darts.setup()
+    x, y, xv, yv = _batches(data)
+    darts.beta = 0.5
+    alpha = darts.alpha.detach().clone().requires_grad_()
+    val_loss = F.cross_entropy(copy.deepcopy(net)(xv, weights=torch.softmax(alpha, -1)), yv)
+    (val_grad,) = torch.autograd.grad(val_loss, [alpha])
+    darts.step(x, y, xv, yv)
+    # d/dalpha of 0.5 * mean over the 6 edges of logsumexp(alpha_edge) = 0.5 * softmax(alpha_edge) / 6
+    assert torch.allclose(darts.alpha.grad, val_grad + 0.5 * torch.softmax(alpha.detach(), -1) / 6, atol=1e-7)
+    log = darts.fit()
+    assert [row["beta"] for row in log] == [0.0, 2.0, 4.0] and "aux_skip" not in log[0]
+    plain = create_method("darts", space=SPACE, data=data, epochs=3, batch_size=32, seed=0, alpha_lr=0.05)
+    plain.fit()
+    spread = [torch.logsumexp(d.alpha.detach(), -1).mean() for d in (darts, plain)]
+    assert spread[0] < spread[1]  # the regularisation keeps alpha's strongest ops from running away
+
+
 def test_darts_warmup_epochs_train_the_weights_with_alpha_frozen(data):
     darts = create_method("darts", space=SPACE, data=data, epochs=2, batch_size=32, seed=0, alpha_lr=0.01,
                           warmup_epochs=1)
@@ -186,6 +206,7 @@ def test_global_rng_is_left_alone(data):
     ("gdas", {"tau_min": 0.0}, "tau_min"),
     ("gdas", {"defence": "auxskip"}, "defence"),
     ("darts", {"warmup_epochs": -1}, "warmup_epochs"),
+    ("darts", {"defence": "beta", "beta_weight": -1.0}, "beta_weight"),
     ("spos", {"sampling": "greedy"}, "sampling"),
     ("spos", {"population_size": 1}, "population_size"),
     ("spos", {"population_size": 4, "sample_size": 9}, "sample_size"),  # before any training
