@@ -6,15 +6,18 @@ random nb201 networks (3x32x32, 10 classes) on this CPU, with ONNX Runtime and P
 
 For each space and backend a `LatencyTable` starts empty. In one pass over the 200 tested networks and 20
 calibration networks (another seed), interleaved, the table times the units it has not seen yet and the whole
-network is measured right after: a machine whose speed drifts (other jobs) drifts for units, tested and
-calibration networks alike. Then the table's scale and overhead are fitted on the calibration networks
+network is measured right after. Each whole network is timed in 4 blocks alternating with blocks of a fixed
+reference network of the same space (`measure_latency(reference=...)`), and its median is corrected by the
+machine's speed at the time: times the reference's usual median (over the pass) / its median during this
+measurement. Then the table's scale and overhead are fitted on the calibration networks
 (`LatencyTable.calibrate`, least squares on relative errors) and it predicts the tested ones. Reported:
 Spearman rank correlation, mean absolute percentage error (MAPE) and the share within ±10 % of the measured
-median (of 100 calls on ONNX Runtime, 30 eager); `repeat_cv`, the coefficient of variation of the measured
-median over 3 measurements of 10 networks (fresh sessions, a third of the pass apart): the noise floor of
-"measured" itself. The learned predictor (`LatencyPredictor`, fit on the 20 calibration networks) is reported
-beside the table. nn-Meter reports 99.0 % within ±10 % on a Pixel 4 CPU. `--quick` uses 10 networks per space (10 calibration networks,
-repeats on 5).
+median (of 100 calls on ONNX Runtime and 30 eager for mobilenet; 400 and 60 for nb201's shorter networks);
+`repeat_cv`, the coefficient of variation of the measured median over 3 measurements of 10 networks (a third
+of the pass apart): the noise floor of "measured" itself. The same figures without the speed correction are
+reported beside them (`uncorrected`), and so is the learned predictor (`LatencyPredictor`, fit on the 20
+calibration networks). nn-Meter reports 99.0 % within ±10 % on a Pixel 4 CPU. `--quick` uses 10 networks per
+space (10 calibration networks, repeats on 5).
 
 Calls are timed by the thread's CPU time by default (`--clock cpu`; `measure_latency(clock="cpu")`): on
 a 2-core machine shared with other jobs a thread waits for a core for much of any call longer than a
@@ -24,15 +27,15 @@ thread, so its CPU time is the latency of an idle machine; `--clock wall` measur
 it on a quiet machine).
 
 Outcome of the reported run (results/latency_lut.md; `--archs 200 --spaces mobilenet,nb201 --clock cpu` on an
-idle 2-core machine, load 0.0 before and 1.0, this run, during; 18 min): mobilenet on ONNX Runtime Spearman
-0.973, MAPE 3.5 %, 93.5 % within ±10 % (scale 1.033, overhead 0.63 ms) — the 95 % aim is NOT met; 12 of the
-13 misses are networks measured 14-19 % slower than predicted, as the measurement's own one-sided noise
-would make them (repeat CV 3.8 %: this machine's speed wanders over tens of calls even when idle). Before the calibrated scale
-and these changes the same benchmark gave 82 % (100 networks, loaded machine). Eager: Spearman 0.800, MAPE
-12.0 %, 43 % within ±10 %, but its own repeat CV is 9.4 % (eager allocates its activations afresh each call:
-about 4,500 page faults, a quarter of a MobileNet's CPU time, which varies). nb201 (networks of about 1 ms):
-ONNX Runtime Spearman 0.977, MAPE 10.5 %, 60 % within ±10 % (repeat CV 10.3 %), eager 0.907 / 11.0 % / 57 %
-(repeat CV 8.7 %); the learned predictor does not beat the table on any row (mobilenet ONNX Runtime 92.0 %).
+idle 2-core machine, 37 min): mobilenet on ONNX Runtime Spearman 0.987, MAPE 2.7 %, 99.0 % within ±10 %
+(scale 1.030, overhead 0.48 ms; repeat CV 1.3 %): the 95 % aim is met. Without the speed correction the same
+run gives 94.0 % (repeat CV 2.3 %; the previous run, timed in one block, 93.5 % with repeat CV 3.8 %): this
+machine's speed wanders by several percent over seconds even when idle, for every network alike (block
+medians of 10 networks moved together by -5 % to +5 %), and the misses were networks measured in a slow
+moment. Eager mobilenet: 93.0 % (uncorrected 83.5 %; repeat CV 3.0 %, uncorrected 10.9 %). nb201 (networks of
+about 1 ms): eager 79.5 % (Spearman 0.984), ONNX Runtime 53.0 % (Spearman 0.973, MAPE 13.2 %) with a repeat
+CV of 3.5 %: there the limit is the sum of units, not the measurement (ONNX Runtime fuses and prunes
+NB201's tiny 16-channel ops inside a whole graph); the learned predictor reaches 47.5 %.
 """
 
 from __future__ import annotations
