@@ -63,6 +63,8 @@ METHODS = {
 #: supernet epochs of each method in a full run (4,500 images an epoch): a few minutes each on one core
 EPOCHS = {"darts": 6, "darts-auxskip": 6, "gdas": 20, "spos": 10, "enas": 7}
 SPOS_CANDIDATES = 30
+#: validation images each candidate is scored on with inherited weights
+EVAL_IMAGES = 1000
 CHANNELS = 8
 
 
@@ -91,7 +93,7 @@ def search(method: str, seed: int, data_path: Path, quick: bool, channels: int =
                             batch_size=64, **options)
     log = trainer.fit()
     strategy = trainer.proposals(Objective("val_acc"))
-    estimator = SupernetEstimator(supernet=trainer.supernet, data=data, calibration_images=512, eval_images=1000)
+    estimator = SupernetEstimator(supernet=trainer.supernet, data=data, calibration_images=512, eval_images=EVAL_IMAGES)
     count = len(strategy.archs) if isinstance(strategy, Listed) else (10 if quick else SPOS_CANDIDATES)
     best, best_acc = None, -np.inf
     for _ in range(count):

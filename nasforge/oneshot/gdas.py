@@ -32,13 +32,13 @@ def gumbel_straight_through(alpha: torch.Tensor, tau: float, generator: torch.Ge
 
 
 class Gdas(Darts):
-    """GDAS; options as `Darts` (without a defence) plus the temperature schedule's ends."""
+    """GDAS; options as `Darts` (of the defences, beta-decay only) plus the temperature schedule's ends."""
 
     name = "gdas"
 
     def __init__(self, *, tau_max: float = 10.0, tau_min: float = 0.1, **options: Any) -> None:
-        if options.get("defence") is not None:
-            raise NasforgeError("defence: gdas takes none (its hard sampling is its own defence; allowed: none)")
+        if options.get("defence") not in (None, "beta"):  # the auxiliary skip joins mixed ops only
+            raise NasforgeError(f"defence: gdas takes '{options['defence']}' on no edge (allowed: beta, or none)")
         super().__init__(**options)
         check_number("tau_min", tau_min, 0.0, math.inf)
         check_number("tau_max", tau_max, tau_min, math.inf)
@@ -47,6 +47,7 @@ class Gdas(Darts):
         self.tau_max, self.tau_min, self.tau = tau_max, tau_min, tau_max
 
     def _begin_epoch(self, epoch: int) -> None:
+        super()._begin_epoch(epoch)
         self.tau = self.tau_max - (self.tau_max - self.tau_min) * epoch / max(1, self.epochs - 1)
 
     def arch_forward(self, x: torch.Tensor, *, detach: bool) -> torch.Tensor:

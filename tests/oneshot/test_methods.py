@@ -131,6 +131,8 @@ def test_gdas_temperature_falls_linearly_from_10_to_0_1(data):
     log = gdas.fit()
     assert [row["tau"] for row in log] == pytest.approx([10.0, 5.05, 0.1])
     assert not torch.equal(gdas.alpha.detach(), initial)  # alpha learned from the validation batches
+    beta = create_method("gdas", space=SPACE, data=data, epochs=3, batch_size=64, seed=0, defence="beta", beta_weight=2.0)
+    assert [x for row in beta.fit() for x in (row["tau"], row["beta"])] == pytest.approx([10.0, 0.0, 5.05, 1.0, 0.1, 2.0])
 
 
 def test_spos_scores_evolution_candidates_with_inherited_recalibrated_weights():
