@@ -56,12 +56,14 @@ from nasforge.spaces.nb201 import NB201Space, parse_arch
 METHODS = {
     "darts": ("darts", {"alpha_lr": 0.03, "warmup_epochs": 2}),
     "darts-auxskip": ("darts", {"alpha_lr": 0.03, "warmup_epochs": 2, "defence": "auxskip"}),
+    "darts-beta": ("darts", {"alpha_lr": 0.03, "warmup_epochs": 2, "defence": "beta"}),
     "gdas": ("gdas", {"alpha_lr": 0.03, "warmup_epochs": 10}),
+    "gdas-beta": ("gdas", {"alpha_lr": 0.03, "warmup_epochs": 10, "defence": "beta"}),
     "spos": ("spos", {"population_size": 10, "sample_size": 3}),
     "enas": ("enas", {"derive_samples": 10}),
 }
 #: supernet epochs of each method in a full run (4,500 images an epoch): a few minutes each on one core
-EPOCHS = {"darts": 6, "darts-auxskip": 6, "gdas": 20, "spos": 10, "enas": 7}
+EPOCHS = {"darts": 6, "darts-auxskip": 6, "darts-beta": 6, "gdas": 20, "gdas-beta": 20, "spos": 10, "enas": 7}
 SPOS_CANDIDATES = 30
 #: validation images each candidate is scored on with inherited weights
 EVAL_IMAGES = 1000
@@ -114,12 +116,13 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0], table=True)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CIFAR-10 .npz (x, y)")
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from here (settings were tuned on 100, 101)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     args = p.parse_args()
     table = read_table(args.table)
     vals = np.array([v for v, _ in table.values()])
-    seeds = range(1 if args.quick else args.seeds)
+    seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     jobs = [(m, s, args.data, args.quick) for s in seeds for m in args.methods.split(",")]
     runs, logs = [], {}
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:

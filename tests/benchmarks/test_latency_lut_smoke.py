@@ -22,6 +22,7 @@ def test_a_tiny_run_reports_every_field(monkeypatch):
     monkeypatch.setitem(latency_lut.SPACES, "nb201", ((3, 16, 16), 10))
     monkeypatch.setitem(latency_lut.EXTRA, True, (3, 2))
     r = latency_lut.measure_space("nb201", "eager", archs=4, quick=True)
-    assert {"spearman", "mape", "within_10pct", "repeat_cv", "predictor"} <= set(r)
+    assert {"spearman", "mape", "within_10pct", "repeat_cv", "predictor", "uncorrected"} <= set(r)
+    assert {"spearman", "mape", "within_10pct", "repeat_cv"} <= set(r["uncorrected"])
     assert r["archs"] == 4 and r["units"] > 0 and 0 <= r["within_10pct"] <= 1 and r["repeat_cv"] >= 0
     assert "| nb201 | eager | 4 |" in latency_lut.report({"nb201": {"eager": r}})
