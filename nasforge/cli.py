@@ -75,6 +75,12 @@ def search(
     else:
         run_config = RunConfig.from_mapping({k: v for k, v in flags.items() if v is not None} | {"constraints": limits}
                                             | ({} if strategy_options is None else {"strategy_options": strategy_options}))
+    if devices is not None:
+        from nasforge.oneshot import list_methods
+
+        if run_config.strategy not in list_methods():
+            raise NasforgeError(f"devices: only the one-shot strategies ({', '.join(list_methods())}) train on several "
+                                f"devices, not '{run_config.strategy}'")
     outcome = run_search(run_config, resume=resume, progress=True)
     failed = sum(t.status == "failed" for t in outcome.trials)
     out.print(f"{len(outcome.trials)} trials ({failed} failed{_rejected(outcome.rejected)}) in {outcome.run_dir}")

@@ -219,6 +219,9 @@ def test_the_cli_trains_on_the_devices_given(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:  # the run's devices are in its config: a resume names the flag
         main(["search", "--resume", "--out", str(tmp_path / "run"), "--devices", "cpu,cpu"])
     assert refused.value.code == 2 and capsys.readouterr().err.startswith("error: resume: devices is fixed")
+    with pytest.raises(SystemExit) as refused:  # a strategy that trains no supernet
+        main(["search", "--strategy", "random", "--out", str(tmp_path / "random"), "--devices", "cpu,cpu"])
+    assert refused.value.code == 2 and capsys.readouterr().err.startswith("error: devices: only the one-shot strategies (darts,")
 
 
 CALLER = """
