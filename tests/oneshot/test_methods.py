@@ -171,6 +171,19 @@ def test_spos_fair_sampling_trains_every_op_of_every_edge_each_step(data):
     assert any(g is None for g in grads.values())  # one path leaves most ops untouched
 
 
+def test_enas_rewards_the_controller_with_its_sampled_paths_validation_accuracy(data):
+    enas = create_method("enas", space=SPACE, data=data, epochs=1, batch_size=16, seed=0, controller_batch=2)
+    enas.setup()
+    told, tell = [], enas.controller.tell
+    enas.controller.tell = lambda arch, result: (told.append((arch, result.metrics["val_acc"])), tell(arch, result))[1]
+    x, y, xv, yv = _batches(data)
+    enas.step(x, y, xv, yv)
+    ((arch, reward),) = told  # one reward per step, for the path sampled after the weights' step
+    with torch.no_grad():
+        expected = 100.0 * (enas.supernet(xv, path=SPACE.decisions(arch)).argmax(1) == yv).float().mean().item()
+    assert reward == pytest.approx(expected) and enas.monitor()["mean_reward"] == pytest.approx(expected)
+
+
 def test_enas_controller_learns_from_validation_rewards(data):
     enas = create_method("enas", space=SPACE, data=data, epochs=2, batch_size=16, seed=0, controller_batch=4,
                          derive_samples=3)
