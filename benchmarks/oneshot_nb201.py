@@ -63,7 +63,7 @@ METHODS = {
     "enas": ("enas", {"derive_samples": 10}),
 }
 #: supernet epochs of each method in a full run (4,500 images an epoch): a few minutes each on one core
-EPOCHS = {"darts": 6, "darts-auxskip": 6, "darts-beta": 6, "gdas": 20, "gdas-beta": 20, "spos": 10, "enas": 7}
+EPOCHS = {"darts": 12, "darts-auxskip": 12, "darts-beta": 12, "gdas": 20, "gdas-beta": 20, "spos": 50, "enas": 7}
 SPOS_CANDIDATES = 30
 #: validation images each candidate is scored on with inherited weights
 EVAL_IMAGES = 1000
@@ -130,11 +130,18 @@ def main() -> None:
             val, test = table[f["arch"]]
             runs.append({"method": f["method"], "seed": f["seed"], "arch": f["arch"], "val_acc": val, "test_acc": test,
                          "percentile": 100.0 * float((vals < val).mean()), "seconds": f["seconds"],
-                         "inherited_val_acc": f["inherited_val_acc"]})
+                         "inherited_val_acc": f["inherited_val_acc"], "peak_skip_share": peak_skip_share(f["log"])})
             logs[f"{f['method']}/{f['seed']}"] = f["log"]
             runs.sort(key=lambda r: (list(METHODS).index(r["method"]), r["seed"]))
             publish("oneshot_nb201", {"runs": runs, "logs": logs, "table_best_val": float(vals.max())},
                     report(runs, len(vals)), args.json, quick=args.quick, echo=len(runs) == len(jobs))
+
+
+def peak_skip_share(log: list[dict]) -> float | None:
+    """The largest share of skip_connect edges the derived cell had at the end of any epoch (the collapse
+    monitor's), None for methods that derive no cell while training."""
+    shares = [row["skip_share"] for row in log if "skip_share" in row]
+    return max(shares) if shares else None
 
 
 def report(runs: list[dict], table_size: int) -> str:
@@ -143,8 +150,8 @@ def report(runs: list[dict], table_size: int) -> str:
         return sum(word in op for op in ops) / len(ops)
 
     rows = [[r["method"], r["seed"], f"{r['val_acc']:.2f}", f"{r['test_acc']:.2f}", f"{r['percentile']:.1f}",
-             f"{ops_share(r['arch'], 'skip'):.2f}", f"{ops_share(r['arch'], 'pool'):.2f}", f"{r['seconds']:.0f}",
-             f"`{r['arch']}`"] for r in runs]
+             f"{ops_share(r['arch'], 'skip'):.2f}", "-" if r.get("peak_skip_share") is None else f"{r['peak_skip_share']:.2f}",
+             f"{ops_share(r['arch'], 'pool'):.2f}", f"{r['seconds']:.0f}", f"`{r['arch']}`"] for r in runs]
     per_method = []
     for method in dict.fromkeys(r["method"] for r in runs):
         mine = [r for r in runs if r["method"] == method]
@@ -155,7 +162,8 @@ def report(runs: list[dict], table_size: int) -> str:
                            f"{np.mean([r['seconds'] for r in mine]):.0f}"])
     return (markdown_table(["method", "seeds", "mean test_acc", "mean percentile", "top 5 %", "skip share", "seconds"], per_method)
             + f"\n\nPer run (percentile among the table's {table_size} architectures by val_acc):\n\n"
-            + markdown_table(["method", "seed", "val_acc", "test_acc", "percentile", "skip share", "pool share", "seconds", "arch"], rows))
+            + markdown_table(["method", "seed", "val_acc", "test_acc", "percentile", "skip share", "peak skip share",
+                              "pool share", "seconds", "arch"], rows))
 
 
 if __name__ == "__main__":
