@@ -25,8 +25,8 @@ derived cell at the end of any epoch.
 
 Outcome (results/oneshot_nb201.md; `--seeds 3 --workers 2`, 48 min; 1-7 min of wall time per run):
 - DARTS with the DARTS- defence derives top-5 % cells on all three seeds (99.7th, 99.9th and 97.3rd
-  percentile; test 88.05 / 88.71 / 88.10 %), with skip_connect on edge 0->3 and 3x3 convolutions elsewhere,
-  as the table's best cells have. beta-DARTS does so on one seed of three (98.9th; then 54.3rd and
+  percentile; test 88.05 / 88.71 / 88.10 %), each with skip_connect on edge 0->3 (as 82 % of
+  the table's top 5 % have) and 3x3 convolutions on 3 or 4 of the other 5 edges. beta-DARTS does so on one seed of three (98.9th; then 54.3rd and
   67.6th, all-convolution cells that lose the skip on 0->3); on the tuning seeds it had reached the top 5 %
   four times of four (weights 0.3 and 3, 6 epochs).
 - Plain DARTS: 99.4th, 83.0th and 100.0th percentile (seed 2: val 84.75 %, the table's best being 84.89 %).
