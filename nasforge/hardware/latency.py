@@ -109,7 +109,7 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_siz
     used = previous if threads is None else threads
     torch.set_num_threads(used)
     try:
-        with evaluating(model), evaluating(reference or nn.Identity()):
+        with evaluating(model), evaluating(nn.Identity() if reference is None else reference):
             forward = _forward(backend, model, input_shape, x, used)
             timed_reference = None if reference is None else _forward(backend, reference, input_shape, x, used)
             with torch.inference_mode():
