@@ -4,7 +4,9 @@ DARTS' bilevel loop, but each forward samples ONE op per edge: Gumbel-max on log
 temperature tau, and only the sampled ops run. The straight-through estimator, h = onehot - p.detach() + p
 with p = softmax((log softmax(alpha) + g) / tau), makes the forward exactly the sampled path while alpha
 receives the gradient of the relaxed sample. tau decays linearly from `tau_max` (10) to `tau_min` (0.1)
-over the epochs, as in the paper. Cost per step is that of one path, not of every op.
+over the epochs, as in the paper. Cost per step is that of one path, not of every op. `defence="beta"` adds
+beta-DARTS' regularisation of alpha (see `nasforge.oneshot.darts`); DARTS-'s auxiliary skip, which joins
+mixed ops, does not apply.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Gdas(Darts):
 
     def __init__(self, *, tau_max: float = 10.0, tau_min: float = 0.1, **options: Any) -> None:
         if options.get("defence") not in (None, "beta"):  # the auxiliary skip joins mixed ops only
-            raise NasforgeError(f"defence: gdas takes '{options['defence']}' on no edge (allowed: beta, or none)")
+            raise NasforgeError(f"defence: '{options['defence']}' does not apply to gdas, which runs one op per edge "
+                                "(allowed: beta, or none)")
         super().__init__(**options)
         check_number("tau_min", tau_min, 0.0, math.inf)
         check_number("tau_max", tau_max, tau_min, math.inf)
