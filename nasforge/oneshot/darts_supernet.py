@@ -14,7 +14,8 @@ only, the space's decisions, exactly `_Cell.forward` of that architecture's netw
 the same input with the same op share one module, as they share one row of weights); both, GDAS'
 straight-through sample of one op per edge (`path` one index per row). Ops, BatchNorm and preprocessing
 are the evaluation network's (affine BN, no BN after pools; DARTS' search network differs there), so a
-subnet inherits them as they are. DARTS-'s auxiliary skip (`aux_skip`, mixed mode) goes on every edge
+subnet inherits them as they are; `affine=False` leaves the edge ops' BatchNorms without scale and shift,
+as DARTS' search network has them (a subnet gets 1 and 0, computing the same). DARTS-'s auxiliary skip (`aux_skip`, mixed mode) goes on every edge
 that keeps the resolution, not on a reduction cell's edges from its inputs (their skip_connect is a
 FactorizedReduce with weights). Module names mirror `DartsNetwork` with `ops.<pair>` replaced by
 `edges.<edge>.<op index>`.
@@ -45,10 +46,10 @@ DECISIONS = 4 * NODES  # the space's decisions per cell type: an op and an input
 class _SuperCell(nn.Module):
     """A standalone cell's preprocessing with every op on each of its 14 edges."""
 
-    def __init__(self, cell: nn.Module) -> None:
+    def __init__(self, cell: nn.Module, affine: bool) -> None:
         super().__init__()
         self.preprocess0, self.preprocess1, self.reduction = cell.preprocess0, cell.preprocess1, cell.reduction
-        self.edges = nn.ModuleList(nn.ModuleList(edge_op(op, cell.c, cell.reduction, j) for op in DARTS_OPS)
+        self.edges = nn.ModuleList(nn.ModuleList(edge_op(op, cell.c, cell.reduction, j, affine) for op in DARTS_OPS)
                                    for node in range(NODES) for j in range(node + 2))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None,
@@ -77,14 +78,14 @@ class DartsSupernet(Supernet):
     torch.Size([2, 10])
     """
 
-    def __init__(self, space: DartsSpace, input_shape: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, space: DartsSpace, input_shape: tuple[int, ...], num_classes: int, *, affine: bool = True) -> None:
         super().__init__()
         self.space, self.input_shape, self.num_classes = space, tuple(input_shape), num_classes
         # built from the standalone network so that stem, preprocessing, head (and tower) are the same modules
         skeleton: DartsNetwork = space.build(space.decode([0] * len(space.choices)), self.input_shape, num_classes)
         self.stem, self.global_pooling, self.classifier = skeleton.stem, skeleton.global_pooling, skeleton.classifier
         self.auxiliary_head = skeleton.auxiliary_head  # not trained here; kept so that `extract` fills every weight
-        self.cells = nn.ModuleList(_SuperCell(cell) for cell in skeleton.cells)
+        self.cells = nn.ModuleList(_SuperCell(cell, affine) for cell in skeleton.cells)
         self.aux_skip = 0.0  # DARTS-'s auxiliary skip weight in mixed mode, set by the trainer each epoch
 
     @property
@@ -127,8 +128,6 @@ class DartsSupernet(Supernet):
 
     def extract(self, arch: Arch) -> DartsNetwork:
         path = self.path(arch)
-        net = self.space.build(arch, self.input_shape, self.num_classes)
-        state = self.state_dict()
 
         def key(subnet_key: str) -> str:
             match = _pair_key.match(subnet_key)
@@ -139,8 +138,7 @@ class DartsSupernet(Supernet):
             op, node_input = path[t * DECISIONS + 2 * pair], path[t * DECISIONS + 2 * pair + 1]
             return f"{match[1]}edges.{OFFSETS[pair // 2] + node_input}.{op}.{subnet_key[match.end():]}"
 
-        net.load_state_dict({k: state[key(k)].clone() for k in net.state_dict()})
-        return net.to(next(self.parameters()).device)
+        return self.inherit(self.space.build(arch, self.input_shape, self.num_classes), key)
 
 
 # `cells.3.ops.5.` in a subnet is `cells.3.edges.<edge of pair 5>.<its op index>.` in the supernet

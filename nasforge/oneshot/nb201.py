@@ -3,6 +3,8 @@
 Module names mirror `NB201Network` with one more level per edge (`cells.i.edges.e.<op index>.*`), so a
 subnet's weights are the supernet's with that level dropped. The five architecture decisions (the six
 edges) are shared by every cell, as in the benchmark, so `weights` and `path` are given once per network.
+`affine=False` leaves the scale and shift out of the cell convolutions' BatchNorms, as NAS-Bench-201's own
+search cells do (Dong & Yang, 2020); an extracted subnet gets them as 1 and 0, computing the same.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ NONE = NB201_OPS.index("none")
 class _SuperCell(nn.Module):
     """A cell with all five ops on each of its six edges; `forward` follows `nasforge.oneshot.supernet`."""
 
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, affine: bool) -> None:
         super().__init__()
-        self.edges = nn.ModuleList(nn.ModuleList(OP_FACTORIES[op](c) for op in NB201_OPS) for _ in EDGES)
+        self.edges = nn.ModuleList(nn.ModuleList(OP_FACTORIES[op](c, affine) for op in NB201_OPS) for _ in EDGES)
         self.incoming = [[k for k, (target, _) in enumerate(EDGES) if target == node] for node in range(1, NODES)]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None, path: Sequence[int] | None,
@@ -61,7 +63,7 @@ class NB201Supernet(Supernet):
     >>> logits = net(torch.zeros(2, 3, 32, 32), weights=torch.full((6, 5), 0.2))
     """
 
-    def __init__(self, space: NB201Space, input_shape: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, space: NB201Space, input_shape: tuple[int, ...], num_classes: int, *, affine: bool = True) -> None:
         super().__init__()
         self.space, self.input_shape, self.num_classes = space, tuple(input_shape), num_classes
         # built from the standalone network so that stem, reductions and head are the same modules
@@ -69,7 +71,7 @@ class NB201Supernet(Supernet):
         self.stem, self.lastact, self.global_pooling, self.classifier = (
             skeleton.stem, skeleton.lastact, skeleton.global_pooling, skeleton.classifier)
         self.cells = nn.ModuleList(
-            cell if isinstance(cell, _ResidualReduction) else _SuperCell(cell.edges[0].c_out)
+            cell if isinstance(cell, _ResidualReduction) else _SuperCell(cell.edges[0].c_out, affine)
             for cell in skeleton.cells)
         self.aux_skip = 0.0  # DARTS-'s auxiliary skip weight in mixed mode, set by the trainer each epoch
 
@@ -91,11 +93,8 @@ class NB201Supernet(Supernet):
 
     def extract(self, arch: Arch) -> NB201Network:
         path = self.path(arch)
-        net = self.space.build(arch, self.input_shape, self.num_classes)
-        state = self.state_dict()
-        net.load_state_dict({key: state[_edge_key.sub(lambda m: f"{m[1]}{m[2]}.{path[int(m[2])]}.", key)].clone()
-                             for key in net.state_dict()})
-        return net.to(next(self.parameters()).device)
+        return self.inherit(self.space.build(arch, self.input_shape, self.num_classes),
+                            lambda key: _edge_key.sub(lambda m: f"{m[1]}{m[2]}.{path[int(m[2])]}.", key))
 
 
 # `cells.3.edges.4.` in a subnet is `cells.3.edges.4.<op index>.` in the supernet

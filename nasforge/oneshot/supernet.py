@@ -22,7 +22,7 @@ from __future__ import annotations
 import operator
 from abc import ABC, abstractmethod
 from functools import reduce
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -67,6 +67,24 @@ class Supernet(nn.Module, ABC):
     @abstractmethod
     def extract(self, arch: Arch) -> nn.Module:
         """`space.build(arch)`, holding copies of this supernet's weights on `arch`'s path."""
+
+    def inherit(self, net: nn.Module, key: Callable[[str], str]) -> nn.Module:
+        """`net`, a standalone network of the space, holding copies of this supernet's weights (`key` maps
+        each of its state names to the supernet's), on this supernet's device. A BatchNorm scale or shift
+        that a supernet built with `affine=False` does not learn is set to 1 or 0: the same arithmetic."""
+        state, own = self.state_dict(), net.state_dict()
+        norms = {f"{name}.{p}": p for name, m in net.named_modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine for p in ("weight", "bias")}
+        weights = {}
+        for k, value in own.items():
+            if key(k) in state:
+                weights[k] = state[key(k)].clone()
+            elif k in norms:
+                weights[k] = torch.ones_like(value) if norms[k] == "weight" else torch.zeros_like(value)
+            else:
+                raise KeyError(f"{type(self).__name__}: no weight '{key(k)}' for the subnet's '{k}'")
+        net.load_state_dict(weights)
+        return net.to(next(self.parameters()).device)
 
     def path(self, arch: Arch) -> tuple[int, ...]:
         """The option index of each decision of `arch`."""

@@ -47,14 +47,16 @@ class OneShot(ABC):
     """Trains the supernet of `space` on `data`'s training split for `epochs` epochs (validation split
     for the methods that learn from it); `fit` returns the per-epoch log, `proposals` the strategy that
     proposes the architectures to evaluate with the trained weights afterwards. It trains on `device`
-    (default: cuda when present), or data-parallel on `devices`, two or more (the result on the first)."""
+    (default: cuda when present), or data-parallel on `devices`, two or more (the result on the first).
+    `bn_affine=False` builds the supernet's candidate ops with BatchNorms that learn no scale and shift, as
+    the NAS-Bench-201 and DARTS search code do (cell spaces only); extracted subnets get scale 1, shift 0."""
 
     name = ""
 
     def __init__(self, *, space: SearchSpace, data: Dataset, epochs: int = 50, batch_size: int = 64,
                  lr: float = 0.025, lr_min: float = 0.001, momentum: float = 0.9, weight_decay: float = 3e-4,
                  grad_clip: float = 5.0, augment: bool | None = None, seed: int = 0, device: str | None = None,
-                 devices: list[str] | None = None, threads: int | None = None) -> None:
+                 devices: list[str] | None = None, threads: int | None = None, bn_affine: bool = True) -> None:
         if not isinstance(space, ChoiceSpace) or not isinstance(space, HasSupernet):
             raise NasforgeError(f"space: one-shot method '{self.name}' needs a space with a supernet, "
                                 f"'{getattr(space, 'name', space)}' has none")
@@ -70,6 +72,8 @@ class OneShot(ABC):
         check_number("momentum", momentum, 0.0, 1.0, upper_open=True)
         if augment not in (None, True, False):
             raise NasforgeError(f"augment: must be true, false or null (auto), got {augment!r}")
+        if bn_affine not in (True, False):
+            raise NasforgeError(f"bn_affine: must be true or false, got {bn_affine!r}")
         if device is not None:
             check_device(device)
         if devices is not None:
@@ -85,6 +89,7 @@ class OneShot(ABC):
         self.space, self.data, self.epochs, self.batch_size = space, data, epochs, batch_size
         self.lr, self.lr_min, self.momentum, self.weight_decay, self.grad_clip = lr, lr_min, momentum, weight_decay, grad_clip
         self.augment, self.seed, self.device, self.devices, self.threads = augment, seed, device, devices, threads
+        self.bn_affine = bn_affine
         self._rank, self._world = 0, 1  # this process' rank among the data-parallel ranks, and their number
         self.supernet: Supernet | None = None
         self.log: list[dict[str, Any]] = []
@@ -129,7 +134,7 @@ class OneShot(ABC):
                                     or ("cuda" if torch.cuda.is_available() else "cpu"))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            supernet = self.space.supernet(self.data.input_shape, self.data.num_classes)
+            supernet = self.space.supernet(self.data.input_shape, self.data.num_classes, affine=self.bn_affine)
         self.supernet = supernet.to(self._device)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=self.lr, momentum=self.momentum,

@@ -144,8 +144,9 @@ class HasSupernet(ABC):
     """A space with a weight-sharing supernet, for the one-shot methods of `nasforge.oneshot`."""
 
     @abstractmethod
-    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        """A `nasforge.oneshot.Supernet` holding every architecture of the space, for (N, *input_shape) inputs."""
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int, *, affine: bool = True) -> nn.Module:
+        """A `nasforge.oneshot.Supernet` holding every architecture of the space, for (N, *input_shape) inputs;
+        `affine=False`: its candidate ops' BatchNorms learn no scale and shift (where the space allows it)."""
 
 
 class Scalable(ABC):

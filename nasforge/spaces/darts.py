@@ -62,17 +62,18 @@ PATH_OPS: tuple[str, ...] = tuple(op for op in DARTS_OPS if op != "none")
 PATH_MAX_OPS = 3  # the truncation: longer paths (at most 4 ops) get no feature
 PATH_BLOCK = sum(len(PATH_OPS) ** length for length in range(1, PATH_MAX_OPS + 1))  # 7 + 49 + 343 = 399
 
-# op name -> module(channels, stride): DARTS' OPS dict (operations.py) for the evaluation network,
-# affine BN, pools without BN.
-OP_FACTORIES: dict[str, Callable[[int, int], nn.Module]] = {
-    "none": lambda c, stride: Zero(c, c, stride),
-    "max_pool_3x3": lambda c, stride: nn.MaxPool2d(3, stride=stride, padding=1),
-    "avg_pool_3x3": lambda c, stride: AvgPool3x3(c, stride),
-    "skip_connect": lambda c, stride: nn.Identity() if stride == 1 else FactorizedReduce(c, c),
-    "sep_conv_3x3": lambda c, stride: SepConv(c, c, 3, stride, 1),
-    "sep_conv_5x5": lambda c, stride: SepConv(c, c, 5, stride, 2),
-    "dil_conv_3x3": lambda c, stride: DilConv(c, c, 3, stride, 2, 2),
-    "dil_conv_5x5": lambda c, stride: DilConv(c, c, 5, stride, 4, 2),
+# op name -> module(channels, stride, affine): DARTS' OPS dict (operations.py); the evaluation network's
+# have affine BN (`affine`: BatchNorms learn a scale and shift; a search supernet may leave them out),
+# pools have no BN.
+OP_FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    "none": lambda c, stride, affine=True: Zero(c, c, stride),
+    "max_pool_3x3": lambda c, stride, affine=True: nn.MaxPool2d(3, stride=stride, padding=1),
+    "avg_pool_3x3": lambda c, stride, affine=True: AvgPool3x3(c, stride),
+    "skip_connect": lambda c, stride, affine=True: nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine),
+    "sep_conv_3x3": lambda c, stride, affine=True: SepConv(c, c, 3, stride, 1, affine),
+    "sep_conv_5x5": lambda c, stride, affine=True: SepConv(c, c, 5, stride, 2, affine),
+    "dil_conv_3x3": lambda c, stride, affine=True: DilConv(c, c, 3, stride, 2, 2, affine),
+    "dil_conv_5x5": lambda c, stride, affine=True: DilConv(c, c, 5, stride, 4, 2, affine),
 }
 
 
@@ -232,12 +233,12 @@ class DartsSpace(ChoiceSpace, PathEncodable, HasSupernet, Scalable):
         return DartsNetwork(value["normal"], value["reduce"], tuple(input_shape), num_classes, channels=self.channels,
                             cells=self.cells, stem_multiplier=self.stem_multiplier, auxiliary=self.auxiliary)
 
-    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int, *, affine: bool = True) -> nn.Module:
         """DARTS' weight-sharing supernet of this space (`nasforge.oneshot.darts_supernet.DartsSupernet`);
         bad shapes are refused as by `build`."""
         from nasforge.oneshot.darts_supernet import DartsSupernet  # the oneshot package builds on this module
 
-        return DartsSupernet(self, input_shape, num_classes)
+        return DartsSupernet(self, input_shape, num_classes, affine=affine)
 
 
 def _pair_decisions(cell: str, pairs: Any) -> list[int]:
@@ -261,10 +262,10 @@ def _pair_decisions(cell: str, pairs: Any) -> list[int]:
     return decisions
 
 
-def edge_op(op: str, c: int, reduction: bool, node_input: int) -> nn.Module:
+def edge_op(op: str, c: int, reduction: bool, node_input: int, affine: bool = True) -> nn.Module:
     """The module of `op` on an edge from state `node_input` of a cell of `c` channels: stride 2 on the
     edges from a reduction cell's inputs (states 0 and 1)."""
-    return OP_FACTORIES[op](c, 2 if reduction and node_input < 2 else 1)
+    return OP_FACTORIES[op](c, 2 if reduction and node_input < 2 else 1, affine)
 
 
 class _Cell(nn.Module):

@@ -259,8 +259,12 @@ class MobileNetSpace(ChoiceSpace, Scalable, HasSupernet):
         ]
         return nn.Sequential(*layers)
 
-    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        """The weight-sharing supernet of this space (`nasforge.oneshot.mobilenet.MobileNetSupernet`)."""
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int, *, affine: bool = True) -> nn.Module:
+        """The weight-sharing supernet of this space (`nasforge.oneshot.mobilenet.MobileNetSupernet`); its
+        blocks keep their BatchNorms' scale and shift (`affine` True only)."""
         from nasforge.oneshot.mobilenet import MobileNetSupernet  # the oneshot package builds on this module
 
+        if not affine:
+            raise NasforgeError("bn_affine: false is for the cell spaces' supernets (nb201, darts); "
+                                "mobilenet's supernet keeps its BatchNorms affine (allowed: true)")
         return MobileNetSupernet(self, input_shape, num_classes)

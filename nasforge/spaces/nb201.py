@@ -65,13 +65,14 @@ PATH_OPS: tuple[str, ...] = tuple(op for op in NB201_OPS if op != "none")
 
 PATH_FEATURES = sum(len(PATH_OPS) ** length for length in range(1, NODES))  # 4 + 16 + 64 = 84
 
-# op name -> module on `c` channels; every cell edge keeps channels and resolution (stride 1).
-OP_FACTORIES: dict[str, Callable[[int], nn.Module]] = {
-    "none": lambda c: Zero(c, c, 1),
-    "skip_connect": lambda c: nn.Identity(),
-    "nor_conv_1x1": lambda c: ReLUConvBN(c, c, 1, 1, 0),
-    "nor_conv_3x3": lambda c: ReLUConvBN(c, c, 3, 1, 1),
-    "avg_pool_3x3": lambda c: AvgPool3x3(c),
+# op name -> module on `c` channels; every cell edge keeps channels and resolution (stride 1). `affine`:
+# whether a convolution's BatchNorm learns a scale and shift (a search supernet may leave them out).
+OP_FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    "none": lambda c, affine=True: Zero(c, c, 1),
+    "skip_connect": lambda c, affine=True: nn.Identity(),
+    "nor_conv_1x1": lambda c, affine=True: ReLUConvBN(c, c, 1, 1, 0, affine=affine),
+    "nor_conv_3x3": lambda c, affine=True: ReLUConvBN(c, c, 3, 1, 1, affine=affine),
+    "avg_pool_3x3": lambda c, affine=True: AvgPool3x3(c),
 }
 
 
@@ -188,11 +189,11 @@ class NB201Space(ChoiceSpace, PathEncodable, HasSupernet, Scalable):
         return {"channels": max(1, round(self.channels * width)),
                 "cells_per_stage": max(1, round(self.cells_per_stage * depth))}, self.check(arch)
 
-    def supernet(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    def supernet(self, input_shape: tuple[int, ...], num_classes: int, *, affine: bool = True) -> nn.Module:
         """The weight-sharing supernet of this space (`nasforge.oneshot.nb201.NB201Supernet`); bad shapes are refused as by `build`."""
         from nasforge.oneshot.nb201 import NB201Supernet  # the oneshot package builds on this module
 
-        return NB201Supernet(self, input_shape, num_classes)
+        return NB201Supernet(self, input_shape, num_classes, affine=affine)
 
 
 @lru_cache(maxsize=None)  # at most one entry per cell

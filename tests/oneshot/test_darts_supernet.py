@@ -39,6 +39,11 @@ def trained():
 
 
 @pytest.fixture(scope="module")
+def trained_without_affine():
+    return train_on_random_paths(SPACE, SHAPE, steps=4, affine=False)
+
+
+@pytest.fixture(scope="module")
 def data():
     d = load_dataset("digits", seed=0)
     return replace(d, x_train=d.x_train[:128], y_train=d.y_train[:128], x_val=d.x_val[:64], y_val=d.y_val[:64])
@@ -59,7 +64,9 @@ def test_the_space_has_a_supernet_with_every_op_on_14_edges_per_cell():
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_an_extracted_subnet_gives_bit_identical_outputs_to_the_supernet_on_its_path(trained, mode):
+@pytest.mark.parametrize("supernet", ["trained", "trained_without_affine"])
+def test_an_extracted_subnet_gives_bit_identical_outputs_to_the_supernet_on_its_path(request, supernet, mode):
+    trained = request.getfixturevalue(supernet)
     x = torch.randn(6, *SHAPE)
     rng = np.random.default_rng(1)
     archs = [SPACE.validate(REPEATS), SPACE.validate(GENOTYPES["DARTS_V2"])] + [SPACE.sample(rng) for _ in range(4)]

@@ -214,6 +214,15 @@ def test_global_rng_is_left_alone(data):
     assert torch.equal(torch.get_rng_state(), state)
 
 
+def test_bn_affine_false_trains_a_supernet_whose_candidate_ops_learn_no_batchnorm_scale(data):
+    trainer = create_method("spos", space=SPACE, data=data, epochs=1, batch_size=64, seed=0, bn_affine=False)
+    trainer.fit()
+    edges = [cell.edges for cell in trainer.supernet.cells if hasattr(cell, "edges")]
+    norms = [m for e in edges for m in e.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.affine for m in norms)
+    assert all(m.affine for m in trainer.supernet.stem.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
 @pytest.mark.parametrize("name, options, field", [
     ("darts", {"defence": "magic"}, "defence"),
     ("darts", {"epochs": 0}, "epochs"),
@@ -227,6 +236,7 @@ def test_global_rng_is_left_alone(data):
     ("spos", {"population_size": 4, "sample_size": 9}, "sample_size"),  # before any training
     ("enas", {"derive_samples": 0}, "derive_samples"),
     ("enas", {"colour": 1}, "colour"),
+    ("spos", {"bn_affine": "no"}, "bn_affine"),
 ])
 def test_bad_options_are_refused_by_name(data, name, options, field):
     with pytest.raises(NasforgeError, match=field):

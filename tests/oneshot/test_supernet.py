@@ -12,16 +12,17 @@ from nasforge.errors import NasforgeError
 from nasforge.oneshot import Supernet, recalibrate_bn
 from nasforge.oneshot.gdas import gumbel_straight_through
 from nasforge.spaces.base import HasSupernet
+from nasforge.spaces.mobilenet import MobileNetSpace
 from nasforge.spaces.nb201 import NB201_OPS, NB201Space
 
 SPACE = NB201Space(channels=4, cells_per_stage=2)
 ALL_NONE_NODE = "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"
 
 
-def train_on_random_paths(space, shape, steps: int):
+def train_on_random_paths(space, shape, steps: int, affine: bool = True):
     """`space`'s supernet after `steps` SGD steps on random paths: weights and BN statistics off their init."""
     torch.manual_seed(0)  # the supernet's initial weights
-    net = space.supernet(shape, 5)
+    net = space.supernet(shape, 5, affine=affine)
     x, y = torch.randn(16, *shape), torch.randint(0, 5, (16,))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     rng = np.random.default_rng(0)
@@ -38,6 +39,11 @@ def trained():
     return train_on_random_paths(SPACE, (3, 8, 8), steps=5)
 
 
+@pytest.fixture(scope="module")
+def trained_without_affine():
+    return train_on_random_paths(SPACE, (3, 8, 8), steps=5, affine=False)
+
+
 def test_the_space_has_a_supernet_holding_every_op_once():
     assert isinstance(SPACE, HasSupernet)
     net = SPACE.supernet((3, 8, 8), 5)
@@ -52,8 +58,33 @@ def test_the_space_has_a_supernet_holding_every_op_once():
     assert sum(p.numel() for p in net.parameters()) - cell_params == sum(p.numel() for p in standalone.parameters())
 
 
+def edge_norms(net: nn.Module) -> list[nn.BatchNorm2d]:
+    """The BatchNorms of `net`'s cell edges (a supernet's or a subnet's), not of its reduction blocks."""
+    return [m for cell in net.cells if hasattr(cell, "edges") for m in cell.edges.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def test_without_affine_the_ops_batchnorms_learn_no_scale_and_shift_and_subnets_get_one_and_zero(trained, trained_without_affine):
+    assert len(edge_norms(trained_without_affine)) == 6 * 2 * 3 * 2  # two convs per edge
+    assert not any(m.affine for m in edge_norms(trained_without_affine)) and all(m.affine for m in edge_norms(trained))
+    scales = sum(2 * m.num_features for m in edge_norms(trained))
+    assert sum(p.numel() for p in trained.parameters()) - sum(p.numel() for p in trained_without_affine.parameters()) == scales
+    arch = SPACE.validate("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|nor_conv_3x3~2|")
+    norms = edge_norms(trained_without_affine.extract(arch))
+    assert len(norms) == 3 * 2 * 3 and all(m.affine for m in norms)  # 3 convs a cell, 2 cells a stage, 3 stages
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) and torch.equal(m.bias, torch.zeros_like(m.bias)) for m in norms)
+    # the affine supernet's trained scales are inherited as they are
+    assert not all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in edge_norms(trained.extract(arch)))
+
+
+def test_a_mobilenet_supernet_without_affine_is_refused_by_name():
+    with pytest.raises(NasforgeError, match="bn_affine.*allowed: true"):
+        MobileNetSpace().supernet((3, 8, 8), 5, affine=False)
+
+
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_an_extracted_subnet_gives_bit_identical_outputs_to_the_supernet_on_its_path(trained, mode):
+@pytest.mark.parametrize("supernet", ["trained", "trained_without_affine"])
+def test_an_extracted_subnet_gives_bit_identical_outputs_to_the_supernet_on_its_path(request, supernet, mode):
+    trained = request.getfixturevalue(supernet)
     x = torch.randn(6, 3, 8, 8)
     rng = np.random.default_rng(1)
     archs = [SPACE.validate(ALL_NONE_NODE)] + [SPACE.sample(rng) for _ in range(9)]
