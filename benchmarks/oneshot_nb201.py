@@ -46,6 +46,7 @@ Outcome (results/oneshot_nb201.md; `--seeds 3 --workers 2`, 48 min; 1-7 min of w
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import time
 from dataclasses import replace
@@ -53,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import DEFAULT_DATA, markdown_table, parser, publish
+from common import DEFAULT_DATA, RESULTS, markdown_table, parser, publish
 
 from nasforge.data import load_dataset
 from nasforge.objective import Objective
@@ -72,7 +73,7 @@ METHODS = {
     "enas": ("enas", {"derive_samples": 10}),
 }
 #: supernet epochs of each method in a full run (4,500 images an epoch): a few minutes each on one core
-EPOCHS = {"darts": 12, "darts-auxskip": 12, "darts-beta": 12, "gdas": 20, "gdas-beta": 20, "spos": 50, "enas": 7}
+EPOCHS = {"darts": 12, "darts-auxskip": 12, "darts-beta": 12, "gdas": 20, "gdas-beta": 20, "spos": 150, "enas": 7}
 SPOS_CANDIDATES = 30
 #: validation images each candidate is scored on with inherited weights
 EVAL_IMAGES = 1000
@@ -128,14 +129,17 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0, help="seeds run from here (settings were tuned on 100, 101)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
+    p.add_argument("--update", action="store_true",
+                   help="keep the published runs of other methods and seeds (results/oneshot_nb201.json), replace these")
     args = p.parse_args()
     table = read_table(args.table)
     vals = np.array([v for v, _ in table.values()])
     seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
     jobs = [(m, s, args.data, args.quick) for s in seeds for m in args.methods.split(",")]
-    runs, logs = [], {}
+    published = RESULTS / ("oneshot_nb201_quick.json" if args.quick else "oneshot_nb201.json")
+    runs, logs = kept_runs(published, {f"{m}/{s}" for m, s, *_ in jobs}) if args.update else ([], {})
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        for f in pool.imap_unordered(_search, jobs):  # results written as runs finish: a long run keeps its partial table
+        for done, f in enumerate(pool.imap_unordered(_search, jobs), 1):  # written as runs finish: a long run keeps its partial table
             val, test = table[f["arch"]]
             runs.append({"method": f["method"], "seed": f["seed"], "arch": f["arch"], "val_acc": val, "test_acc": test,
                          "percentile": 100.0 * float((vals < val).mean()), "seconds": f["seconds"],
@@ -143,7 +147,17 @@ def main() -> None:
             logs[f"{f['method']}/{f['seed']}"] = f["log"]
             runs.sort(key=lambda r: (list(METHODS).index(r["method"]), r["seed"]))
             publish("oneshot_nb201", {"runs": runs, "logs": logs, "table_best_val": float(vals.max())},
-                    report(runs, len(vals)), args.json, quick=args.quick, echo=len(runs) == len(jobs))
+                    report(runs, len(vals)), args.json, quick=args.quick, echo=done == len(jobs))
+
+
+def kept_runs(published: Path, rerun: set[str]) -> tuple[list[dict], dict[str, list]]:
+    """The runs and logs of a published results file but those of the `rerun` "method/seed" keys (none if
+    there is no file yet): `--update` reruns some methods or seeds and keeps the rest of the table."""
+    if not published.exists():
+        return [], {}
+    kept = json.loads(published.read_text())
+    return ([r for r in kept["runs"] if f"{r['method']}/{r['seed']}" not in rerun],
+            {key: log for key, log in kept["logs"].items() if key not in rerun})
 
 
 def peak_skip_share(log: list[dict]) -> float | None:

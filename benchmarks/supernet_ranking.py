@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import DEFAULT_DATA, markdown_table, parser, publish
-from oneshot_nb201 import load_data, read_table
+from oneshot_nb201 import CHANNELS, load_data, read_table
 from scipy.stats import kendalltau, spearmanr
 
 from nasforge.oneshot import SupernetEstimator, create_method
@@ -45,7 +45,7 @@ from nasforge.spaces.nb201 import NB201Space
 
 
 def rank(data, table: dict[str, tuple[float, float]], *, epochs: int, count: int, sampling: str = "uniform",
-         channels: int = 16) -> dict:
+         channels: int = CHANNELS) -> dict:
     """Train the SPOS supernet, score `count` random cells with inherited weights, rank them against the table."""
     torch.set_num_threads(1)
     space = NB201Space(channels=channels, cells_per_stage=1)
@@ -59,7 +59,7 @@ def rank(data, table: dict[str, tuple[float, float]], *, epochs: int, count: int
     inherited = [estimator.evaluate(arch).metrics["val_acc"] for arch in archs]
     truth = [table[arch.key][0] for arch in archs]
     return {"kendall": float(kendalltau(inherited, truth).statistic), "spearman": float(spearmanr(inherited, truth).statistic),
-            "n": count, "epochs": epochs, "sampling": sampling, "train_seconds": trained, "score_seconds": time.perf_counter() - start - trained,
+            "n": count, "epochs": epochs, "channels": channels, "sampling": sampling, "train_seconds": trained, "score_seconds": time.perf_counter() - start - trained,
             "final_train_acc": log[-1]["train_acc"],
             "archs": [{"arch": a.key, "inherited_val_acc": i, "table_val_acc": t} for a, i, t in zip(archs, inherited, truth)]}
 
@@ -67,19 +67,20 @@ def rank(data, table: dict[str, tuple[float, float]], *, epochs: int, count: int
 def main() -> None:
     p = parser(__doc__.splitlines()[0], table=True)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CIFAR-10 .npz (x, y)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--channels", type=int, default=CHANNELS, help="the supernet's C (oneshot_nb201.py's)")
     p.add_argument("--archs", type=int, default=100)
     p.add_argument("--sampling", choices=SAMPLING, default="uniform",
                    help="SPOS' path sampling; fair writes results/supernet_ranking_fair.*")
     args = p.parse_args()
     epochs, count = (2, 20) if args.quick else (args.epochs, args.archs)
     data = load_data(args.data, quick=args.quick)
-    results = rank(data, read_table(args.table), epochs=epochs, count=count, sampling=args.sampling)
+    results = rank(data, read_table(args.table), epochs=epochs, count=count, sampling=args.sampling, channels=args.channels)
     tau, rho, log_acc, trained = results["kendall"], results["spearman"], results["final_train_acc"], results["train_seconds"]
-    rows = [[count, args.sampling, epochs, f"{tau:.3f}", f"{rho:.3f}", "~0.5", f"{log_acc:.1f}", f"{trained:.0f}",
+    rows = [[count, args.sampling, args.channels, epochs, f"{tau:.3f}", f"{rho:.3f}", "~0.5", f"{log_acc:.1f}", f"{trained:.0f}",
              f"{results['score_seconds']:.0f}"]]
     publish("supernet_ranking" + ("" if args.sampling == "uniform" else f"_{args.sampling}"), results,
-            markdown_table(["cells", "sampling", "supernet epochs", "Kendall tau", "Spearman rho", "published tau",
+            markdown_table(["cells", "sampling", "C", "supernet epochs", "Kendall tau", "Spearman rho", "published tau",
                             "final train acc %", "train s", "scoring s"], rows), args.json, quick=args.quick)
 
 

@@ -3,6 +3,7 @@ method looked up in the table, the ranking's statistics, and a cost measurement 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # scripts, not a package
 
-from oneshot_nb201 import METHODS, load_data, read_table, report, search
+from oneshot_nb201 import METHODS, kept_runs, load_data, read_table, report, search
 import supernet_cost
 from supernet_cost import measure
 from supernet_ranking import rank
@@ -46,6 +47,15 @@ def test_each_method_searches_and_its_arch_is_in_the_table(tiny_cifar, table, me
     runs = [{"method": method, "seed": 0, "arch": found["arch"], "val_acc": val, "test_acc": test,
              "percentile": 50.0, "seconds": found["seconds"]}]
     assert f"| {method} | 1 |" in report(runs, len(table))
+
+
+def test_update_keeps_the_published_runs_of_the_methods_and_seeds_not_rerun(tmp_path):
+    runs = [{"method": m, "seed": s, "arch": "a"} for m in ("darts", "spos") for s in (0, 1)]
+    published = tmp_path / "oneshot_nb201.json"
+    published.write_text(json.dumps({"runs": runs, "logs": {f"{r['method']}/{r['seed']}": [] for r in runs}}))
+    kept, logs = kept_runs(published, {"spos/0", "spos/1"})
+    assert [(r["method"], r["seed"]) for r in kept] == [("darts", 0), ("darts", 1)] and set(logs) == {"darts/0", "darts/1"}
+    assert kept_runs(tmp_path / "none.json", {"spos/0"}) == ([], {})
 
 
 def test_ranking_gives_rank_statistics_of_the_inherited_scores(tiny_cifar, table):
