@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import DEFAULT_DATA, markdown_table, parser, publish
-from oneshot_nb201 import CHANNELS, load_data, read_table
+from oneshot_nb201 import CHANNELS, EVAL_IMAGES, load_data, read_table
 from scipy.stats import kendalltau, spearmanr
 
 from nasforge.oneshot import SupernetEstimator, create_method
 from nasforge.oneshot.spos import SAMPLING
-from nasforge.spaces.nb201 import NB201Space
+from nasforge.spaces.nb201 import NB201Space, parse_arch
 
 
 def rank(data, table: dict[str, tuple[float, float]], *, epochs: int, count: int, sampling: str = "uniform",
@@ -53,12 +53,14 @@ def rank(data, table: dict[str, tuple[float, float]], *, epochs: int, count: int
     spos = create_method("spos", space=space, data=data, epochs=epochs, batch_size=64, seed=0, sampling=sampling)
     log = spos.fit()
     trained = time.perf_counter() - start
-    estimator = SupernetEstimator(supernet=spos.supernet, data=data, calibration_images=512, eval_images=1000)
+    estimator = SupernetEstimator(supernet=spos.supernet, data=data, calibration_images=512, eval_images=EVAL_IMAGES)
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(count)]
     inherited = [estimator.evaluate(arch).metrics["val_acc"] for arch in archs]
     truth = [table[arch.key][0] for arch in archs]
+    convs = [sum("conv" in op for op in parse_arch(arch.key)) for arch in archs]
     return {"kendall": float(kendalltau(inherited, truth).statistic), "spearman": float(spearmanr(inherited, truth).statistic),
+            "conv_kendall": float(kendalltau(convs, inherited).statistic), "table_conv_kendall": float(kendalltau(convs, truth).statistic),
             "n": count, "epochs": epochs, "channels": channels, "sampling": sampling, "train_seconds": trained, "score_seconds": time.perf_counter() - start - trained,
             "final_train_acc": log[-1]["train_acc"],
             "archs": [{"arch": a.key, "inherited_val_acc": i, "table_val_acc": t} for a, i, t in zip(archs, inherited, truth)]}
@@ -77,10 +79,12 @@ def main() -> None:
     data = load_data(args.data, quick=args.quick)
     results = rank(data, read_table(args.table), epochs=epochs, count=count, sampling=args.sampling, channels=args.channels)
     tau, rho, log_acc, trained = results["kendall"], results["spearman"], results["final_train_acc"], results["train_seconds"]
-    rows = [[count, args.sampling, args.channels, epochs, f"{tau:.3f}", f"{rho:.3f}", "~0.5", f"{log_acc:.1f}", f"{trained:.0f}",
+    rows = [[count, args.sampling, args.channels, epochs, f"{tau:.3f}", f"{rho:.3f}", "~0.5",
+             f"{results['conv_kendall']:.2f} ({results['table_conv_kendall']:.2f})", f"{log_acc:.1f}", f"{trained:.0f}",
              f"{results['score_seconds']:.0f}"]]
     publish("supernet_ranking" + ("" if args.sampling == "uniform" else f"_{args.sampling}"), results,
             markdown_table(["cells", "sampling", "C", "supernet epochs", "Kendall tau", "Spearman rho", "published tau",
+                            "conv count tau: inherited (table)",
                             "final train acc %", "train s", "scoring s"], rows), args.json, quick=args.quick)
 
 
