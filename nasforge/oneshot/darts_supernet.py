@@ -15,9 +15,9 @@ the same input with the same op share one module, as they share one row of weigh
 straight-through sample of one op per edge (`path` one index per row). Ops, BatchNorm and preprocessing
 are the evaluation network's (affine BN, no BN after pools; DARTS' search network differs there), so a
 subnet inherits them as they are; `affine=False` leaves the edge ops' BatchNorms without scale and shift,
-as DARTS' search network has them (a subnet gets 1 and 0, computing the same). DARTS-'s auxiliary skip (`aux_skip`, mixed mode) goes on every edge
-that keeps the resolution, not on a reduction cell's edges from its inputs (their skip_connect is a
-FactorizedReduce with weights). Module names mirror `DartsNetwork` with `ops.<pair>` replaced by
+as DARTS' search network has them (a subnet gets 1 and 0, computing the same). DARTS-'s auxiliary skip
+(`aux_skip`, mixed mode) goes on every edge that keeps the resolution, not on a reduction cell's edges
+from its inputs (their skip_connect is a FactorizedReduce with weights). Module names mirror `DartsNetwork` with `ops.<pair>` replaced by
 `edges.<edge>.<op index>`.
 """
 

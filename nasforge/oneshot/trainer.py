@@ -134,7 +134,9 @@ class OneShot(ABC):
                                     or ("cuda" if torch.cuda.is_available() else "cpu"))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            supernet = self.space.supernet(self.data.input_shape, self.data.num_classes, affine=self.bn_affine)
+            shape, classes = self.data.input_shape, self.data.num_classes
+            # `affine` only when asked for: a user's space may define `supernet` without it
+            supernet = self.space.supernet(shape, classes) if self.bn_affine else self.space.supernet(shape, classes, affine=False)
         self.supernet = supernet.to(self._device)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.optimizer = torch.optim.SGD(self.supernet.parameters(), lr=self.lr, momentum=self.momentum,

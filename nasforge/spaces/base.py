@@ -146,7 +146,8 @@ class HasSupernet(ABC):
     @abstractmethod
     def supernet(self, input_shape: tuple[int, ...], num_classes: int, *, affine: bool = True) -> nn.Module:
         """A `nasforge.oneshot.Supernet` holding every architecture of the space, for (N, *input_shape) inputs;
-        `affine=False`: its candidate ops' BatchNorms learn no scale and shift (where the space allows it)."""
+        `affine=False` (the one-shot methods' `bn_affine`; a space may leave the keyword out if it does not offer
+        it): its candidate ops' BatchNorms learn no scale and shift."""
 
 
 class Scalable(ABC):

@@ -223,6 +223,15 @@ def test_bn_affine_false_trains_a_supernet_whose_candidate_ops_learn_no_batchnor
     assert all(m.affine for m in trainer.supernet.stem.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
+def test_a_space_whose_supernet_takes_no_affine_keyword_still_trains(data):
+    class OwnSpace(NB201Space):  # a user's space written before `bn_affine`
+        def supernet(self, input_shape, num_classes):
+            return super().supernet(input_shape, num_classes)
+
+    trainer = create_method("spos", space=OwnSpace(channels=4, cells_per_stage=1), data=data, epochs=1, batch_size=64)
+    assert trainer.setup() is trainer.supernet
+
+
 @pytest.mark.parametrize("name, options, field", [
     ("darts", {"defence": "magic"}, "defence"),
     ("darts", {"epochs": 0}, "epochs"),
