@@ -63,6 +63,16 @@ def test_the_space_has_a_supernet_with_every_op_on_14_edges_per_cell():
     assert sum(p.numel() for p in net.parameters()) - edge_params == sum(p.numel() for p in standalone.parameters())
 
 
+def test_without_affine_every_edge_ops_batchnorm_learns_no_scale_and_shift(trained, trained_without_affine):
+    def edge_norms(net):
+        return [m for cell in net.cells for m in cell.edges.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    assert edge_norms(trained_without_affine) and not any(m.affine for m in edge_norms(trained_without_affine))
+    assert all(m.affine for m in edge_norms(trained))  # the reductions' FactorizedReduce skips included
+    scales = sum(2 * m.num_features for m in edge_norms(trained))
+    assert sum(p.numel() for p in trained.parameters()) - sum(p.numel() for p in trained_without_affine.parameters()) == scales
+
+
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("supernet", ["trained", "trained_without_affine"])
 def test_an_extracted_subnet_gives_bit_identical_outputs_to_the_supernet_on_its_path(request, supernet, mode):

@@ -27,6 +27,11 @@ SPACE = MobileNetSpace(width_mults=(0.5, 1.0), **TINY)
 SHAPE = (1, 8, 8)
 
 
+def test_a_mobilenet_supernet_without_affine_is_refused_by_name():
+    with pytest.raises(NasforgeError, match="bn_affine.*allowed: true"):
+        SPACE.supernet(SHAPE, 5, affine=False)
+
+
 @pytest.fixture(scope="module")
 def trained():
     return train_on_random_paths(SPACE, SHAPE, steps=6)

@@ -12,7 +12,6 @@ from nasforge.errors import NasforgeError
 from nasforge.oneshot import Supernet, recalibrate_bn
 from nasforge.oneshot.gdas import gumbel_straight_through
 from nasforge.spaces.base import HasSupernet
-from nasforge.spaces.mobilenet import MobileNetSpace
 from nasforge.spaces.nb201 import NB201_OPS, NB201Space
 
 SPACE = NB201Space(channels=4, cells_per_stage=2)
@@ -74,11 +73,6 @@ def test_without_affine_the_ops_batchnorms_learn_no_scale_and_shift_and_subnets_
     assert all(torch.equal(m.weight, torch.ones_like(m.weight)) and torch.equal(m.bias, torch.zeros_like(m.bias)) for m in norms)
     # the affine supernet's trained scales are inherited as they are
     assert not all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in edge_norms(trained.extract(arch)))
-
-
-def test_a_mobilenet_supernet_without_affine_is_refused_by_name():
-    with pytest.raises(NasforgeError, match="bn_affine.*allowed: true"):
-        MobileNetSpace().supernet((3, 8, 8), 5, affine=False)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
